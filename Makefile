@@ -1,0 +1,33 @@
+# Two entry points: `make run` and `make test`. Both create .venv on first use
+# and (re)install when pyproject.toml or constraints.txt change.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.clbench-installed
+DATA_ROOT ?= $(abspath ../shared/data)
+
+.PHONY: install run test test-real test-slow clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+# The main job: the offline digits benchmark, seconds per run.
+run: install
+	$(BIN)/clbench run --benchmark split_digits --strategy naive --seed 0
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# Tests that read the real data sets (MNIST) under DATA_ROOT.
+test-real: install
+	CLBENCH_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m pytest -q -m realdata
+
+test-slow: install
+	CLBENCH_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) build *.egg-info

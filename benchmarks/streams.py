@@ -1,0 +1,75 @@
+"""Avalanche views of a `Benchmark`: experiences whose datasets are tensor-backed.
+
+Each sample carries its store row and permutation id as data attributes
+(`sample_row`, `sample_permutation`). Avalanche keeps data attributes aligned
+through every concat and subset (cumulative training, joint training, replay
+buffers), so `tensor_batches` can rebuild fast tensor batches for any dataset
+derived from these experiences.
+"""
+
+from __future__ import annotations
+
+import torch
+from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
+from avalanche.benchmarks.scenarios.task_aware import with_task_labels
+from avalanche.benchmarks.utils import (
+    ConstantSequence,
+    DataAttribute,
+    TaskAwareSupervisedClassificationDataset,
+)
+from torch.utils.data import Dataset
+
+from clbench.benchmarks.store import Benchmark, ExperienceData, TensorBatches, TensorStore
+
+
+class StoreSamples(Dataset):
+    """Per-sample access to one experience (for code that indexes samples)."""
+
+    def __init__(self, store: TensorStore, exp: ExperienceData):
+        self.store, self.exp = store, exp
+
+    def __len__(self) -> int:
+        return len(self.exp)
+
+    def __getitem__(self, index: int):
+        rows = self.exp.rows[index].reshape(1)
+        return self.store.fetch(rows, self.exp.permutation)[0], int(self.exp.targets[index])
+
+
+def experience_dataset(store: TensorStore, exp: ExperienceData):
+    """An Avalanche classification dataset (x, y, task) for one experience."""
+    n = len(exp)
+    attributes = [
+        DataAttribute(exp.targets.tolist(), "targets"),
+        DataAttribute(ConstantSequence(exp.task_label, n), "targets_task_labels", use_in_getitem=True),
+        DataAttribute(exp.rows.tolist(), "sample_row"),
+        DataAttribute(ConstantSequence(exp.permutation, n), "sample_permutation"),
+    ]
+    return TaskAwareSupervisedClassificationDataset([StoreSamples(store, exp)], data_attributes=attributes)
+
+
+def make_streams(benchmark: Benchmark):
+    """(train_stream, test_stream) with classes timeline and task labels."""
+    scenario = benchmark_from_datasets(
+        train=[experience_dataset(benchmark.store, e) for e in benchmark.train],
+        test=[experience_dataset(benchmark.store, e) for e in benchmark.test],
+    )
+    scenario = with_task_labels(with_classes_timeline(scenario))
+    return scenario.streams["train"], scenario.streams["test"]
+
+
+def tensor_batches(dataset, store: TensorStore, batch_size: int, shuffle: bool,
+                   generator: torch.Generator | None = None) -> TensorBatches | None:
+    """Fast batches for an Avalanche dataset derived from `store`, else None."""
+    attributes = getattr(dataset, "_data_attributes", {})
+    if not {"sample_row", "sample_permutation", "targets", "targets_task_labels"} <= set(attributes):
+        return None
+    if len(dataset) == 0:
+        return None
+
+    def column(name: str) -> torch.Tensor:
+        return torch.as_tensor(list(attributes[name]), dtype=torch.long)
+
+    return TensorBatches(store, column("sample_row"), column("sample_permutation"), column("targets"),
+                         column("targets_task_labels"), batch_size, shuffle, generator)

@@ -1,0 +1,189 @@
+"""The `clbench` command: a thin shell over `clbench.config` and `clbench.runner`.
+
+Only click and clbench's torch-free modules are imported at start-up; `run`
+imports torch and Avalanche when it starts training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from statistics import fmean, pstdev
+from typing import Any
+
+import click
+
+from clbench.config import RunConfig, load_toml, parse_assignments, parse_seeds, resolve
+from clbench.errors import ClbenchError, UsageError
+from clbench.registry import BENCHMARKS, STRATEGIES
+
+# CLI flag -> config key (flags are shortcuts for --set key=value)
+FLAG_KEYS = ("epochs", "iterations", "batch_size", "lr", "optimizer", "hidden", "n_experiences")
+FILE_RUN_KEYS = ("benchmark", "strategy", "scenario", "seed", "seeds", "device", "data_root")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="clbench")
+def cli() -> None:
+    """clbench: continual-learning benchmarks for plasticity-inspired learners."""
+
+
+def _seed_list(seed: tuple[int, ...], seeds: str | None, file_run: dict[str, Any]) -> list[int]:
+    if seed or seeds:
+        return sorted(set(seed) | set(parse_seeds(seeds) if seeds else []))
+    if "seeds" in file_run:
+        value = file_run["seeds"]
+        return parse_seeds(value if isinstance(value, str) else ",".join(map(str, value)))
+    return [int(file_run.get("seed", 0))]
+
+
+def _split_file(config: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run-level values, tunable keys) of a --config file."""
+    data = load_toml(config) if config else {}
+    file_run = {k: data.pop(k) for k in FILE_RUN_KEYS if k in data}
+    for key, value in file_run.items():
+        ok = isinstance(value, int) if key == "seed" else isinstance(value, (str, list)) if key == "seeds" \
+            else isinstance(value, str)
+        if not ok:
+            raise UsageError(f"bad value for '{key}' in --config '{config}': received {value!r}.")
+    return file_run, data
+
+
+def build_configs(options: dict[str, Any]) -> list[RunConfig]:
+    """All run configs of one `clbench run` call, checked before anything is loaded."""
+    file_run, file_values = _split_file(options.get("config"))
+    benchmark = options.get("benchmark") or file_run.get("benchmark")
+    strategy = options.get("strategy") or file_run.get("strategy")
+    if not benchmark or not strategy:
+        missing = "--benchmark" if not benchmark else "--strategy"
+        raise UsageError(f"missing {missing}; see 'clbench list' for the valid names.")
+    cli_values = parse_assignments(list(options.get("set") or ()))
+    cli_values.update({k: options[k] for k in FLAG_KEYS if options.get(k) is not None})
+    seeds = _seed_list(options.get("seed") or (), options.get("seeds"), file_run)
+    data_root = options.get("data_root") or file_run.get("data_root")
+    return [
+        resolve(benchmark, strategy, scenario=options.get("scenario") or file_run.get("scenario"), seed=seed,
+                file_values=file_values, cli_values=cli_values,
+                device=options.get("device") or file_run.get("device") or "auto",
+                data_root=data_root, download=not options.get("no_download"))
+        for seed in seeds
+    ]
+
+
+@cli.command()
+@click.option("--benchmark", "-b", help="benchmark name (see 'clbench list benchmarks')")
+@click.option("--strategy", "-s", help="strategy name (see 'clbench list strategies')")
+@click.option("--scenario", type=click.Choice(["class", "task", "domain"]), help="default: the benchmark's")
+@click.option("--seed", type=int, multiple=True, help="seed; repeat for several runs  [default: 0]")
+@click.option("--seeds", help="seed range or list, e.g. 0-4 or 0,3,7")
+@click.option("--epochs", type=str, help="epochs per experience")
+@click.option("--iterations", type=str, help="iterations per experience (overrides epochs)")
+@click.option("--batch-size", type=str, help="training mini-batch size")
+@click.option("--lr", type=str, help="learning rate")
+@click.option("--optimizer", type=str, help="sgd or adam")
+@click.option("--hidden", type=str, help="MLP hidden widths, e.g. 400,400")
+@click.option("--n-experiences", type=str, help="number of experiences")
+@click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="any config key; repeatable")
+@click.option("--config", type=str, help="TOML file of keys (CLI flags take precedence)")
+@click.option("--data-root", type=str, help="data folder  [default: $CLBENCH_DATA_ROOT or the user cache]")
+@click.option("--no-download", is_flag=True, help="never download; fail if the data are missing")
+@click.option("--out", type=str, default="results", show_default=True, help="folder for result records")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
+@click.option("--quiet", "-q", is_flag=True, help="no progress output")
+@click.option("--json", "as_json", is_flag=True, help="print the record(s) as JSON on stdout")
+def run(**options: Any) -> None:
+    """Train a strategy on a benchmark; print and save the accuracy matrix."""
+    options["set"] = options.pop("set_")
+    from clbench.records import check_out_dir
+
+    configs = build_configs(options)
+    out = check_out_dir(Path(options["out"]))
+    from clbench.progress import Reporter
+    from clbench.records import write_record
+    from clbench.runner import run as run_one
+
+    reporter = Reporter(quiet=options["quiet"])
+    records = []
+    for cfg in configs:
+        record = run_one(cfg, reporter)
+        path = write_record(record, out)
+        records.append(record)
+        if not options["as_json"]:
+            _print_record(record, path)
+    if options["as_json"]:
+        dicts = [r.to_dict() for r in records]
+        click.echo(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=1))
+    elif len(records) > 1:
+        accs = [r.metrics["acc"] for r in records if r.metrics.get("acc") is not None]
+        if accs:
+            click.echo(f"ACC over {len(accs)} seeds: {fmean(accs):.4f} ± {pstdev(accs):.4f}")
+    bad = [r for r in records if r.status != "ok"]
+    if bad:
+        where = bad[0].error or {}
+        raise ClbenchError(f"run {bad[0].run_id} {bad[0].status}: {json.dumps(where)}; record written.")
+
+
+def _print_record(record, path: Path) -> None:
+    from clbench.display import format_matrix, format_metrics
+
+    click.echo(f"\n{record.benchmark} / {record.strategy} / {record.scenario} / seed {record.seed}  "
+               f"[{record.status}]")
+    click.echo("accuracy matrix (rows: after training on experience i; columns: test experience j)")
+    labels = ["joint"] if record.extras.get("joint") else None
+    click.echo(format_matrix(record.accuracy_matrix, record.initial_accuracy, labels))
+    click.echo(format_metrics(record.metrics))
+    t, m = record.timing, record.model
+    click.echo(f"train {t['train_total']:.2f}s, eval {t['eval_total']:.2f}s, total {t['total']:.2f}s; "
+               f"{m['parameters']:,} parameters (density {m['density']:.3f})")
+    click.echo(f"record: {path}")
+
+
+@cli.command(name="list")
+@click.argument("what", required=False, type=click.Choice(["strategies", "benchmarks"]))
+@click.argument("name", required=False)
+def list_(what: str | None, name: str | None) -> None:
+    """List strategies and benchmarks; with a NAME, show its keys and defaults."""
+    registries = {"strategies": (STRATEGIES, "strategy"), "benchmarks": (BENCHMARKS, "benchmark")}
+    if name:
+        if not what:
+            raise UsageError("give the kind before the name, e.g. 'clbench list strategies ewc'.")
+        from clbench.display import describe_entry
+
+        registry, kind = registries[what]
+        click.echo(describe_entry(registry.get(name), kind))
+        return
+    for key in [what] if what else list(registries):
+        registry, kind = registries[key]
+        click.echo(f"{key}:")
+        for entry in registry:
+            scen = ", ".join(f"{s}*" if s == entry.default_scenario and kind == "benchmark" else s
+                             for s in entry.scenarios)
+            click.echo(f"  {entry.name:<16} {entry.summary}  [{scen}]")
+    click.echo("\n'clbench list strategies NAME' or 'clbench list benchmarks NAME' shows keys and defaults"
+               " (* = default scenario).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ClbenchError -> one line on stderr and its exit code."""
+    try:
+        cli.main(args=argv, prog_name="clbench", standalone_mode=False)
+    except ClbenchError as exc:
+        click.echo(f"clbench: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("clbench: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

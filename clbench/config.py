@@ -1,0 +1,257 @@
+"""Typed configuration: defaults < benchmark protocol < --config file < CLI.
+
+Every tunable key is a field of a frozen dataclass: `TrainConfig` (shared by
+all strategies), the benchmark's config and the strategy's config. The field
+names are the keys of `--set key=value` and of `--config FILE.toml`; values
+are parsed and checked against the field's type and bounds before anything
+is loaded or built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from clbench.errors import UsageError
+from clbench.registry import BENCHMARKS, STRATEGIES, Entry, suggest
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def param(default: Any, help: str, *, choices: tuple | None = None, ge=None, gt=None, le=None):
+    """A config field with its help text and bounds (checked by `coerce`)."""
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le}
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings shared by every strategy."""
+
+    epochs: int = param(1, "training epochs per experience", ge=1)
+    iterations: int = param(0, "training iterations per experience; overrides epochs when > 0", ge=0)
+    batch_size: int = param(128, "training mini-batch size", ge=1)
+    eval_batch_size: int = param(1000, "evaluation batch size", ge=1)
+    lr: float = param(1e-3, "learning rate", gt=0)
+    optimizer: str = param("adam", "optimizer", choices=("sgd", "adam"))
+    momentum: float = param(0.0, "SGD momentum", ge=0, le=1)
+    weight_decay: float = param(0.0, "L2 weight decay", ge=0)
+    hidden: tuple[int, ...] = param((400, 400), "hidden layer widths of the MLP backbone")
+    backbone: str = param("mlp", "network: MLP, or the reduced ResNet-18 for images", choices=("mlp", "resnet18_reduced"))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything `runner.run` needs: a pure description of one run."""
+
+    benchmark: str
+    strategy: str
+    scenario: str
+    seed: int
+    train: TrainConfig
+    bench: Any  # the benchmark's config dataclass
+    method: Any  # the strategy's config dataclass
+    device: str = "cpu"
+    data_root: str | None = None
+    download: bool = True
+
+    def keys(self) -> dict[str, Any]:
+        """All tunable keys with their values (tuples kept)."""
+        out: dict[str, Any] = {}
+        for part in (self.train, self.bench, self.method):
+            out.update({f.name: getattr(part, f.name) for f in dataclasses.fields(part)})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as stored in a record (JSON types, no paths)."""
+        head = {"benchmark": self.benchmark, "strategy": self.strategy,
+                "scenario": self.scenario, "seed": self.seed}
+        body = {k: list(v) if isinstance(v, tuple) else v for k, v in self.keys().items()}
+        return {**head, **body}
+
+    def run_id(self) -> str:
+        """Stable id: same benchmark, strategy, scenario, seed and keys -> same id."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return f"{self.scenario}-s{self.seed}-{hashlib.sha1(blob).hexdigest()[:10]}"
+
+
+# ----------------------------------------------------------------- parsing
+def _bounds_error(key: str, value: Any, meta: Mapping[str, Any]) -> str | None:
+    if meta.get("choices") and value not in meta["choices"]:
+        return f"one of {', '.join(map(str, meta['choices']))}"
+    checks = (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
+              ("le", lambda v, b: v <= b, "<="))
+    for name, ok, sign in checks:
+        bound = meta.get(name)
+        if bound is not None:
+            items = value if isinstance(value, tuple) else (value,)
+            if not all(ok(v, bound) for v in items):
+                return f"a value {sign} {bound}"
+    return None
+
+
+def _parse_scalar(kind: type, raw: Any) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise ValueError
+    if kind is int:
+        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            raise ValueError
+        return int(str(raw).strip()) if isinstance(raw, str) else int(raw)
+    if kind is float:
+        if isinstance(raw, bool):
+            raise ValueError
+        return float(raw)
+    if kind is str:
+        if not isinstance(raw, str):
+            raise ValueError
+        return raw.strip()
+    raise TypeError(f"unsupported config type {kind}")
+
+
+def coerce(config_cls: type, key: str, raw: Any) -> Any:
+    """Parse `raw` (a string from the CLI or a TOML value) for field `key`."""
+    hints = typing.get_type_hints(config_cls)
+    meta = next(f.metadata for f in dataclasses.fields(config_cls) if f.name == key)
+    kind = hints[key]
+    try:
+        if typing.get_origin(kind) is tuple:
+            item = typing.get_args(kind)[0]
+            parts = raw.split(",") if isinstance(raw, str) else list(raw)
+            value = tuple(_parse_scalar(item, p) for p in parts if str(p).strip() != "")
+        else:
+            value = _parse_scalar(kind, raw)
+    except (ValueError, TypeError):
+        raise UsageError(
+            f"bad value for '{key}': received {raw!r}, expected {type_name_of(kind)}."
+        ) from None
+    problem = _bounds_error(key, value, meta)
+    if problem:
+        raise UsageError(f"bad value for '{key}': received {raw!r}, expected {problem}.")
+    return value
+
+
+def type_name_of(kind: Any) -> str:
+    if typing.get_origin(kind) is tuple:
+        return f"a comma-separated list of {typing.get_args(kind)[0].__name__}s"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        kind, str(kind)
+    )
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """`["a=1", "b=x"]` -> `{"a": "1", "b": "x"}` (values still strings)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"bad --set '{item}': expected key=value, e.g. --set lr=0.01.")
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-4' -> [0..4]; '0,3,7' and '0-2,5' work too."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    except ValueError:
+        raise UsageError(f"bad --seeds '{text}': expected a range like 0-4 or a list like 0,2,5.") from None
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"bad --seeds '{text}': expected non-negative seeds, e.g. 0-4.")
+    return sorted(set(seeds))
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a `--config` file; a clear UsageError if it cannot be read or parsed."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"cannot read --config '{path}': no such file.") from None
+    except IsADirectoryError:
+        raise UsageError(f"cannot read --config '{path}': it is a folder, expected a TOML file.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read --config '{path}': {exc.__class__.__name__}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"cannot parse --config '{path}' as TOML: {exc}.") from None
+    return data
+
+
+# ---------------------------------------------------------------- resolution
+def _owner_map(bench: Entry, strat: Entry) -> dict[str, type]:
+    owners: dict[str, type] = {}
+    for cls in (TrainConfig, bench.config, strat.config):
+        for f in dataclasses.fields(cls):
+            if f.name in owners:
+                raise ValueError(f"config key '{f.name}' defined twice ({owners[f.name].__name__}, {cls.__name__})")
+            owners[f.name] = cls
+    return owners
+
+
+def valid_keys(benchmark: str, strategy: str) -> list[str]:
+    return sorted(_owner_map(BENCHMARKS.get(benchmark), STRATEGIES.get(strategy)))
+
+
+def resolve(
+    benchmark: str,
+    strategy: str,
+    *,
+    scenario: str | None = None,
+    seed: int = 0,
+    file_values: Mapping[str, Any] | None = None,
+    cli_values: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    data_root: str | None = None,
+    download: bool = True,
+) -> RunConfig:
+    """Build a checked RunConfig; raises UsageError on any bad name, key or value."""
+    bench, strat = BENCHMARKS.get(benchmark), STRATEGIES.get(strategy)
+    scenario = scenario or bench.default_scenario
+    for entry in (bench, strat):
+        if scenario not in entry.scenarios:
+            raise UsageError(
+                f"{entry.name} does not support scenario '{scenario}'; "
+                f"valid: {', '.join(entry.scenarios)} (use --scenario)."
+            )
+    owners = _owner_map(bench, strat)
+    layers = [dict(bench.protocol), dict(strat.protocol), dict(file_values or {}), dict(cli_values or {})]
+    values: dict[type, dict[str, Any]] = {cls: {} for cls in (TrainConfig, bench.config, strat.config)}
+    for layer in layers:
+        for key, raw in layer.items():
+            name = key.replace("-", "_")
+            if name not in owners:
+                valid = sorted(owners)
+                raise UsageError(
+                    f"unknown key '{key}' for {bench.name} + {strat.name}.{suggest(name, valid)} "
+                    f"Valid keys: {', '.join(valid)}."
+                )
+            values[owners[name]][name] = coerce(owners[name], name, raw)
+    return RunConfig(
+        benchmark=bench.name,
+        strategy=strat.name,
+        scenario=scenario,
+        seed=seed,
+        train=TrainConfig(**values[TrainConfig]),
+        bench=bench.config(**values[bench.config]),
+        method=strat.config(**values[strat.config]),
+        device=device,
+        data_root=data_root,
+        download=download,
+    )

@@ -1,0 +1,62 @@
+"""Plain-text rendering of matrices, metrics and registry entries (torch-free)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Sequence
+
+from clbench.config import TrainConfig, type_name_of
+from clbench.metrics import METRICS
+from clbench.registry import Entry
+
+METRIC_LABELS = {"acc": "ACC", "bwt": "BWT", "fwt": "FWT", "forgetting": "forgetting",
+                 "learning_acc": "learning acc"}
+
+
+def format_matrix(matrix: Sequence[Sequence[float]], initial: Sequence[float] | None = None,
+                  row_labels: Sequence[str] | None = None) -> str:
+    """Rows: initial, then after training on experience i; columns: test experience j."""
+    width = len(matrix[0]) if matrix else len(initial or [])
+    labels = list(row_labels) if row_labels else [f"after {i}" for i in range(len(matrix))]
+    lines = ["          " + "".join(f"{'e' + str(j):>8}" for j in range(width))]
+    if initial is not None:
+        lines.append(f"{'initial':<10}" + "".join(f"{v:8.4f}" for v in initial))
+    for label, row in zip(labels, matrix):
+        lines.append(f"{label:<10}" + "".join(f"{v:8.4f}" for v in row))
+    return "\n".join(lines)
+
+
+def format_metrics(metrics: dict[str, float | None]) -> str:
+    parts = [f"{METRIC_LABELS[m]} {metrics[m]:+.4f}" if m in ("bwt", "fwt") else f"{METRIC_LABELS[m]} {metrics[m]:.4f}"
+             for m in METRICS if metrics.get(m) is not None]
+    return "  ".join(parts) if parts else "(no metrics: the run did not complete)"
+
+
+def describe_keys(config_cls: type, defaults: dict[str, Any] | None = None) -> list[str]:
+    """One line per key: name, type, default (after protocol overrides), help."""
+    hints = typing.get_type_hints(config_cls)
+    lines = []
+    for f in dataclasses.fields(config_cls):
+        default = (defaults or {}).get(f.name, f.default)
+        if isinstance(default, tuple):
+            default = ",".join(map(str, default))
+        choices = f.metadata.get("choices")
+        kind = "|".join(choices) if choices else type_name_of(hints[f.name])
+        lines.append(f"  {f.name:<18} {str(default):<12} {kind:<28} {f.metadata.get('help', '')}")
+    return lines
+
+
+def describe_entry(entry: Entry, kind: str) -> str:
+    lines = [f"{entry.name}: {entry.summary}", f"  scenarios: {', '.join(entry.scenarios)} "
+             f"(default {entry.default_scenario})" if kind == "benchmark" else
+             f"  scenarios: {', '.join(entry.scenarios)}"]
+    if entry.reference:
+        lines.append(f"  protocol: {entry.reference}")
+    if kind == "benchmark":
+        lines.append("training keys (defaults of this benchmark's protocol):")
+        lines += describe_keys(TrainConfig, dict(entry.protocol))
+    if dataclasses.fields(entry.config):
+        lines.append(f"{kind} keys:")
+        lines += describe_keys(entry.config)
+    return "\n".join(lines)

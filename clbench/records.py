@@ -1,0 +1,112 @@
+"""Result records: one JSON file per run, written atomically (temp file + rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from clbench.errors import UsageError
+
+SCHEMA = 1
+STATUSES = ("ok", "diverged", "failed")
+
+
+@dataclass
+class RunRecord:
+    """Everything one run produced; `to_dict()` is the JSON written to disk."""
+
+    run_id: str
+    benchmark: str
+    strategy: str
+    scenario: str
+    seed: int
+    config: dict[str, Any]
+    experiences: list[dict]
+    initial_accuracy: list[float]
+    accuracy_matrix: list[list[float]]
+    metrics: dict[str, float | None]
+    timing: dict[str, Any]
+    model: dict[str, Any]
+    status: str = "ok"
+    extras: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema: int = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        order = ["schema", "run_id", "created", "status", "benchmark", "strategy", "scenario", "seed"]
+        return {**{k: data[k] for k in order}, **{k: v for k, v in data.items() if k not in order}}
+
+    def path(self, out: Path) -> Path:
+        return Path(out) / self.benchmark / self.strategy / f"{self.run_id}.json"
+
+
+def check_out_dir(out: Path) -> Path:
+    """A usable output folder, or a UsageError that says why not."""
+    out = Path(out)
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"--out '{out}' cannot be used: '{parent}' is a file, not a folder.")
+        if parent.exists():
+            break
+    return out
+
+
+def write_json_atomic(data: Any, path: Path) -> Path:
+    """Write JSON to `path` via a temp file in the same folder and a rename."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"cannot write '{path}': a file stands where a folder is needed.") from None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1, allow_nan=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_record(record: RunRecord, out: Path) -> Path:
+    return write_json_atomic(record.to_dict(), record.path(out))
+
+
+def git_commit() -> str | None:
+    """The clbench checkout's commit, when it runs from one."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Versions and machine facts that can change a result."""
+    import avalanche
+    import torch
+
+    import clbench
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "avalanche": getattr(avalanche, "__version__", "unknown"),
+        "clbench": clbench.__version__,
+        "git_commit": git_commit(),
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(terse=True),
+    }

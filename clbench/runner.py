@@ -1,0 +1,155 @@
+"""`run(config) -> RunRecord`: seed, build, evaluate, train, evaluate, record.
+
+A pure function of its config: the record it returns depends only on the
+config (and the machine), so a sweep can ship configs to any worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from clbench.benchmarks.store import Benchmark, ExperienceData
+from clbench.config import RunConfig
+from clbench.metrics import summarize
+from clbench.progress import Reporter
+from clbench.records import RunRecord, environment
+from clbench.registry import BENCHMARKS, STRATEGIES
+from clbench.strategies.common import (
+    DivergenceGuardPlugin,
+    Diverged,
+    IterationBudgetPlugin,
+    ProgressPlugin,
+    TensorBatchesPlugin,
+)
+
+
+# Avalanche 0.6 warnings that say nothing about the run (no loggers attached on purpose,
+# its own deprecated internals); anything else is shown.
+QUIET_WARNINGS = (
+    "No loggers specified",
+    "Call to deprecated function",
+    "__array_wrap__ must accept context",
+)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def model_forward(model: nn.Module, x: torch.Tensor, task_label: int, multi_head: bool) -> torch.Tensor:
+    if multi_head:
+        return model(x, torch.full((len(x),), task_label, dtype=torch.long, device=x.device))
+    return model(x)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, benchmark: Benchmark, exp: ExperienceData, batch_size: int,
+             device: str = "cpu") -> float:
+    """Accuracy on one test experience: large batches, no autograd, no per-sample Python."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    multi_head = benchmark.n_heads > 1
+    for x, y in exp.batches(benchmark.store, batch_size):
+        logits = model_forward(model, x.to(device), exp.task_label, multi_head)
+        correct += int((logits.argmax(1).cpu() == y).sum())
+    model.train(was_training)
+    return correct / max(len(exp), 1)
+
+
+def evaluate_all(model: nn.Module, benchmark: Benchmark, batch_size: int, device: str) -> list[float]:
+    return [evaluate(model, benchmark, exp, batch_size, device) for exp in benchmark.test]
+
+
+def model_stats(model: nn.Module) -> dict[str, Any]:
+    params = sum(p.numel() for p in model.parameters())
+    nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
+    return {"parameters": params, "nonzero_parameters": nonzero, "density": nonzero / max(params, 1)}
+
+
+def build(cfg: RunConfig, reporter: Reporter | None = None):
+    """The benchmark and the Avalanche strategy with clbench's harness plugins."""
+    benchmark = BENCHMARKS.get(cfg.benchmark).load_builder()(cfg)
+    plugins: list = [TensorBatchesPlugin(benchmark.store, cfg.seed), DivergenceGuardPlugin()]
+    if reporter is not None:
+        plugins.append(ProgressPlugin(reporter.update, cfg.train.iterations))
+    strategy = STRATEGIES.get(cfg.strategy).load_builder()(cfg, benchmark, plugins)
+    if cfg.train.iterations:
+        strategy.plugins.append(IterationBudgetPlugin(cfg.train.iterations))  # last: sees the final loader
+    return benchmark, strategy
+
+
+def run(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
+    """Train `cfg.strategy` on `cfg.benchmark` and return its accuracy matrix and metrics."""
+    with warnings.catch_warnings():
+        for message in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        return _run(cfg, reporter)
+
+
+def _run(cfg: RunConfig, reporter: Reporter | None) -> RunRecord:
+    start = time.perf_counter()
+    cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
+    seed_everything(cfg.seed)
+    benchmark, strategy = build(cfg, reporter)
+    joint = bool(STRATEGIES.get(cfg.strategy).extra.get("joint"))
+    batch, device = cfg.train.eval_batch_size, cfg.device
+    setup_s = time.perf_counter() - start
+
+    t0 = time.perf_counter()
+    initial = evaluate_all(strategy.model, benchmark, batch, device)
+    timing: dict[str, Any] = {"setup": setup_s, "initial_eval": time.perf_counter() - t0, "train": [], "eval": []}
+    stream = list(benchmark.train_stream)
+    steps = [stream] if joint else [[exp] for exp in stream]
+    matrix: list[list[float]] = []
+    status, error = "ok", None
+    if reporter:
+        reporter.start_run(f"{cfg.benchmark}/{cfg.strategy}/{cfg.scenario}/seed {cfg.seed}")
+    for i, experiences in enumerate(steps):
+        if reporter:
+            reporter.start_experience(i, len(steps))
+        t0 = time.perf_counter()
+        try:
+            strategy.train(experiences if joint else experiences[0])
+        except Diverged as exc:
+            status, error = "diverged", exc.where
+            break
+        except Exception as exc:  # recorded, then re-raised by the CLI as one line
+            if os.environ.get("CLBENCH_DEBUG"):
+                raise
+            status, error = "failed", {"experience": i, "type": type(exc).__name__, "message": str(exc)}
+            break
+        timing["train"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        matrix.append(evaluate_all(strategy.model, benchmark, batch, device))
+        timing["eval"].append(time.perf_counter() - t0)
+        if reporter:
+            reporter.end_experience(i, len(steps), matrix[-1], timing["train"][-1])
+    timing["train_total"] = sum(timing["train"])
+    timing["eval_total"] = sum(timing["eval"])
+    timing["total"] = time.perf_counter() - start
+    complete = status == "ok" and len(matrix) == len(steps)
+    return RunRecord(
+        run_id=cfg.run_id(), benchmark=cfg.benchmark, strategy=cfg.strategy, scenario=cfg.scenario,
+        seed=cfg.seed, config=cfg.to_dict(), experiences=benchmark.describe(), initial_accuracy=initial,
+        accuracy_matrix=matrix, metrics=summarize(matrix, initial) if complete else summarize([]),
+        timing=timing, model=model_stats(strategy.model), status=status, error=error,
+        extras={"joint": True} if joint else {}, env=environment(device),
+    )

@@ -1,0 +1,69 @@
+"""The registered strategies and their tunable keys (torch-free).
+
+Builders live in the strategy modules and are imported only when a strategy
+is built. Defaults of regularisation strengths cite where they come from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clbench.config import param
+from clbench.registry import register_strategy
+
+BASELINES = "clbench.strategies.baselines"
+
+
+@register_strategy("naive", builder=f"{BASELINES}:build_naive")
+@dataclass(frozen=True)
+class NaiveConfig:
+    """Fine-tune on each experience in turn (lower bound; Avalanche Naive)."""
+
+
+@register_strategy("cumulative", builder=f"{BASELINES}:build_cumulative")
+@dataclass(frozen=True)
+class CumulativeConfig:
+    """Retrain on the union of all experiences seen so far (Avalanche Cumulative)."""
+
+
+@register_strategy("joint", builder=f"{BASELINES}:build_joint", extra={"joint": True})
+@dataclass(frozen=True)
+class JointConfig:
+    """One training on all experiences at once: the offline upper bound (one matrix row)."""
+
+
+@register_strategy("ewc", builder=f"{BASELINES}:build_ewc")
+@dataclass(frozen=True)
+class EWCConfig:
+    """Elastic weight consolidation (Kirkpatrick et al. 2017; Avalanche EWCPlugin)."""
+
+    ewc_lambda: float = param(5000.0, "strength of the quadratic penalty", ge=0)
+    ewc_mode: str = param("separate", "one penalty per experience, or an online running one",
+                          choices=("separate", "online"))
+    ewc_decay: float = param(1.0, "decay of the online Fisher estimate (ewc_mode=online)", ge=0, le=1)
+
+
+@register_strategy("si", builder=f"{BASELINES}:build_si")
+@dataclass(frozen=True)
+class SIConfig:
+    """Synaptic intelligence (Zenke et al. 2017; Avalanche SynapticIntelligence)."""
+
+    si_lambda: float = param(1.0, "strength of the surrogate-loss penalty (Avalanche scales it internally)", ge=0)
+    si_eps: float = param(1e-7, "damping of the importance denominator", gt=0)
+
+
+@register_strategy("lwf", builder=f"{BASELINES}:build_lwf")
+@dataclass(frozen=True)
+class LwFConfig:
+    """Learning without forgetting: distil the previous model's outputs (Li & Hoiem 2017)."""
+
+    lwf_alpha: float = param(1.0, "weight of the distillation loss", ge=0)
+    temperature: float = param(2.0, "softmax temperature of the distillation", gt=0)
+
+
+@register_strategy("replay", builder=f"{BASELINES}:build_replay")
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Experience replay from a fixed-size memory of past samples (Avalanche Replay)."""
+
+    mem_size: int = param(500, "number of stored samples", ge=1)

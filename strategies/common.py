@@ -1,0 +1,149 @@
+"""What every clbench strategy shares: the model, the optimizer, harness plugins.
+
+Harness plugins are ordinary Avalanche plugins: fast tensor batches, an exact
+iteration budget per experience, a divergence guard and a progress hook.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.models import MultiTaskModule
+from torch import nn
+
+from clbench.benchmarks.store import Benchmark, TensorStore
+from clbench.benchmarks.streams import tensor_batches
+from clbench.config import RunConfig, TrainConfig
+from clbench.nn import build_model
+
+
+class TaskAwareModel(MultiTaskModule):
+    """Avalanche view of a multi-head `clbench.nn.Classifier` (task-incremental runs)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, task_labels: torch.Tensor | int | None) -> torch.Tensor:
+        if task_labels is None:  # every known head, as a {task: logits} dict (used by LwF)
+            return self.forward_all_tasks(x)
+        if isinstance(task_labels, int):
+            task_labels = torch.full((len(x),), task_labels, dtype=torch.long, device=x.device)
+        return self.net(x, task_labels)
+
+    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
+        return self.forward(x, task_label)
+
+
+def make_model(cfg: RunConfig, benchmark: Benchmark) -> nn.Module:
+    """The benchmark's default network, wrapped for Avalanche in task-incremental mode."""
+    net = build_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden,
+                      benchmark.n_heads, benchmark.head_size)
+    return TaskAwareModel(net) if benchmark.n_heads > 1 else net
+
+
+def make_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
+    if train.optimizer == "adam":
+        return torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
+    return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
+
+
+def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> dict[str, Any]:
+    """Keyword arguments of every Avalanche template built by clbench."""
+    model = make_model(cfg, benchmark)
+    return dict(
+        model=model,
+        optimizer=make_optimizer(cfg.train, model.parameters()),
+        criterion=nn.CrossEntropyLoss(),
+        train_mb_size=cfg.train.batch_size,
+        train_epochs=cfg.train.epochs,
+        eval_mb_size=cfg.train.eval_batch_size,
+        device=cfg.device,
+        plugins=list(plugins),
+        evaluator=None,
+    )
+
+
+class TensorBatchesPlugin(SupervisedPlugin):
+    """Feeds tensor-sliced batches instead of Avalanche's per-sample DataLoader."""
+
+    def __init__(self, store: TensorStore, seed: int):
+        super().__init__()
+        self.store = store
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def before_training_exp(self, strategy, **kwargs):
+        loader = tensor_batches(strategy.adapted_dataset, self.store, strategy.train_mb_size, True, self.generator)
+        if loader is not None:
+            strategy.dataloader = loader
+
+    def before_eval_exp(self, strategy, **kwargs):
+        loader = tensor_batches(strategy.adapted_dataset, self.store, strategy.eval_mb_size, False)
+        if loader is not None:
+            strategy.dataloader = loader
+
+
+class IterationBudgetPlugin(SupervisedPlugin):
+    """Trains each experience for exactly `iterations` mini-batches (add it last)."""
+
+    def __init__(self, iterations: int):
+        super().__init__()
+        self.iterations = iterations
+        self.done = 0
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.done = 0
+        strategy._stop_training = False
+        strategy.train_epochs = math.ceil(self.iterations / max(1, len(strategy.dataloader)))
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.done += 1
+        if self.done >= self.iterations:
+            strategy.stop_training()
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, experience: int, iteration: int, loss: float):
+        super().__init__(f"non-finite loss {loss} at experience {experience}, iteration {iteration}")
+        self.where = {"experience": experience, "iteration": iteration, "loss": str(loss)}
+
+
+class DivergenceGuardPlugin(SupervisedPlugin):
+    """Stops the run at the first non-finite loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.iteration = 0
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.iteration = 0
+
+    def before_backward(self, strategy, **kwargs):
+        if not torch.isfinite(strategy.loss):
+            experience = strategy.experience.current_experience if strategy.experience else -1
+            raise Diverged(experience, self.iteration, float(strategy.loss))
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.iteration += 1
+
+
+class ProgressPlugin(SupervisedPlugin):
+    """Calls `update(done, total)` as training iterations complete."""
+
+    def __init__(self, update: Callable[[int, int], None], iterations: int = 0):
+        super().__init__()
+        self.update, self.iterations = update, iterations
+        self.done = self.total = 0
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.done = 0
+        self.total = self.iterations or strategy.train_epochs * len(strategy.dataloader)
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.done += 1
+        self.update(min(self.done, self.total), self.total)
