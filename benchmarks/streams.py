@@ -18,6 +18,7 @@ from avalanche.benchmarks.utils import (
     DataAttribute,
     TaskAwareSupervisedClassificationDataset,
 )
+from avalanche.benchmarks.utils.flat_data import FlatData
 from torch.utils.data import Dataset
 
 from clbench.benchmarks.store import Benchmark, ExperienceData, TensorBatches, TensorStore
@@ -59,6 +60,24 @@ def make_streams(benchmark: Benchmark):
     return scenario.streams["train"], scenario.streams["test"]
 
 
+def _sequence_tensor(seq) -> torch.Tensor:
+    """Values of an Avalanche flat sequence as an int64 tensor, without per-item Python."""
+    if isinstance(seq, ConstantSequence):
+        return torch.full((len(seq),), int(seq[0]) if len(seq) else 0, dtype=torch.long)
+    if isinstance(seq, (list, range)):
+        return torch.as_tensor(seq, dtype=torch.long)
+    if isinstance(seq, FlatData):
+        parts = [_sequence_tensor(d) for d in seq._datasets]
+        values = torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
+        return values if seq._indices is None else values[torch.as_tensor(seq._indices, dtype=torch.long)]
+    return torch.as_tensor(list(seq), dtype=torch.long)
+
+
+def attribute_tensor(attribute: DataAttribute) -> torch.Tensor:
+    """A data attribute as an int64 tensor (vectorised over Avalanche's flat storage)."""
+    return _sequence_tensor(attribute.data)
+
+
 def tensor_batches(dataset, store: TensorStore, batch_size: int, shuffle: bool,
                    generator: torch.Generator | None = None) -> TensorBatches | None:
     """Fast batches for an Avalanche dataset derived from `store`, else None."""
@@ -69,7 +88,7 @@ def tensor_batches(dataset, store: TensorStore, batch_size: int, shuffle: bool,
         return None
 
     def column(name: str) -> torch.Tensor:
-        return torch.as_tensor(list(attributes[name]), dtype=torch.long)
+        return attribute_tensor(attributes[name])
 
     return TensorBatches(store, column("sample_row"), column("sample_permutation"), column("targets"),
                          column("targets_task_labels"), batch_size, shuffle, generator)

@@ -67,7 +67,7 @@ def build_configs(options: dict[str, Any]) -> list[RunConfig]:
         resolve(benchmark, strategy, scenario=options.get("scenario") or file_run.get("scenario"), seed=seed,
                 file_values=file_values, cli_values=cli_values,
                 device=options.get("device") or file_run.get("device") or "auto",
-                data_root=data_root, download=not options.get("no_download"))
+                data_root=data_root, download=not options.get("no_download"), threads=options.get("threads") or 0)
         for seed in seeds
     ]
 
@@ -91,6 +91,8 @@ def build_configs(options: dict[str, Any]) -> list[RunConfig]:
 @click.option("--no-download", is_flag=True, help="never download; fail if the data are missing")
 @click.option("--out", type=str, default="results", show_default=True, help="folder for result records")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="[default: auto]")
+@click.option("--threads", type=click.IntRange(min=0), default=0,
+              help="CPU threads for torch (0 = torch's default); use 1 per job when running jobs side by side")
 @click.option("--quiet", "-q", is_flag=True, help="no progress output")
 @click.option("--json", "as_json", is_flag=True, help="print the record(s) as JSON on stdout")
 def run(**options: Any) -> None:

@@ -63,6 +63,7 @@ class RunConfig:
     device: str = "cpu"
     data_root: str | None = None
     download: bool = True
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
 
     def keys(self) -> dict[str, Any]:
         """All tunable keys with their values (tuples kept)."""
@@ -220,6 +221,7 @@ def resolve(
     device: str = "cpu",
     data_root: str | None = None,
     download: bool = True,
+    threads: int = 0,
 ) -> RunConfig:
     """Build a checked RunConfig; raises UsageError on any bad name, key or value."""
     bench, strat = BENCHMARKS.get(benchmark), STRATEGIES.get(strategy)
@@ -254,4 +256,5 @@ def resolve(
         device=device,
         data_root=data_root,
         download=download,
+        threads=threads,
     )

@@ -107,6 +107,8 @@ def run(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
 def _run(cfg: RunConfig, reporter: Reporter | None) -> RunRecord:
     start = time.perf_counter()
     cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     benchmark, strategy = build(cfg, reporter)
     joint = bool(STRATEGIES.get(cfg.strategy).extra.get("joint"))

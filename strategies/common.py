@@ -126,7 +126,7 @@ class DivergenceGuardPlugin(SupervisedPlugin):
     def before_backward(self, strategy, **kwargs):
         if not torch.isfinite(strategy.loss):
             experience = strategy.experience.current_experience if strategy.experience else -1
-            raise Diverged(experience, self.iteration, float(strategy.loss))
+            raise Diverged(experience, self.iteration, float(strategy.loss.detach()))
 
     def after_training_iteration(self, strategy, **kwargs):
         self.iteration += 1

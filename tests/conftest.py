@@ -1,0 +1,122 @@
+"""Shared fixtures: in-process CLI calls and small data sets in the official formats.
+
+`tests/` is not a package (Avalanche installs a top-level `tests`); helpers
+live here and reach test modules as fixtures.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clbench.cli import main
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `clbench ARGS...` in-process; returns exit code, stdout and stderr."""
+
+    def call(*args: str) -> CliResult:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return call
+
+
+@pytest.fixture
+def read_records():
+    def read(folder: Path) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("*.json"))]
+
+    return read
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        with gzip.open(path, "wb") as handle:
+            handle.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def fake_images(n_per_class: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class-dependent random images: labels 0..9, `n_per_class` of each."""
+    rng = np.random.RandomState(seed)
+    labels = np.repeat(np.arange(10), n_per_class)
+    rng.shuffle(labels)
+    images = rng.randint(0, 60, size=(len(labels), *shape)).astype(np.uint8)
+    flat = images.reshape(len(labels), -1)
+    for c in range(10):  # a bright stripe whose place tells the class
+        flat[labels == c, c * (flat.shape[1] // 10):(c + 1) * (flat.shape[1] // 10)] += 150
+    return images, labels
+
+
+def make_idx_set(root: Path, folder: str, compress: bool = True, n_train: int = 30, n_test: int = 10) -> Path:
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    suffix = ".gz" if compress else ""
+    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = fake_images(n, (28, 28), seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte{suffix}", images, compress)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte{suffix}", labels, compress)
+    return root
+
+
+@pytest.fixture
+def mnist_root(tmp_path) -> Path:
+    """A data root with a small MNIST in torchvision's layout (gzip files)."""
+    return make_idx_set(tmp_path / "data", "MNIST")
+
+
+@pytest.fixture
+def fmnist_root(tmp_path) -> Path:
+    return make_idx_set(tmp_path / "data", "FashionMNIST", compress=False)
+
+
+def make_cifar(root: Path, binary: bool, n_train: int = 10, n_test: int = 5) -> Path:
+    """CIFAR-10 in the official python (pickled dicts) or binary record layout."""
+    folder = root / ("cifar-10-batches-bin" if binary else "cifar-10-batches-py")
+    folder.mkdir(parents=True)
+    batches = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(batches):
+        images, labels = fake_images(n_test if name == "test_batch" else n_train, (3, 32, 32), seed=10 + i)
+        if binary:
+            records = np.concatenate([labels[:, None].astype(np.uint8), images.reshape(len(labels), -1)], axis=1)
+            (folder / f"{name}.bin").write_bytes(records.tobytes())
+        else:
+            batch = {"batch_label": name, "labels": labels.tolist(), "data": images.reshape(len(labels), -1),
+                     "filenames": [f"{j}.png" for j in range(len(labels))]}
+            with (folder / name).open("wb") as handle:
+                pickle.dump(batch, handle, protocol=2)
+    return root
+
+
+@pytest.fixture(params=["python", "binary"])
+def cifar_root(request, tmp_path) -> Path:
+    return make_cifar(tmp_path / "data", binary=request.param == "binary")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Downloads fail at once, as on a machine without network."""
+    import urllib.error
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)

@@ -1,0 +1,52 @@
+"""Tests on the real MNIST files under $CLBENCH_DATA_ROOT (`make test-real`)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from clbench import runner
+from clbench.benchmarks import sources
+from clbench.config import resolve
+from clbench.registry import BENCHMARKS
+
+ROOT = os.environ.get("CLBENCH_DATA_ROOT")
+pytestmark = [
+    pytest.mark.realdata,
+    pytest.mark.skipif(not ROOT or not (Path(ROOT) / "MNIST" / "raw").is_dir(),
+                       reason="needs CLBENCH_DATA_ROOT with MNIST/raw (see README, 'Data')"),
+]
+
+
+def test_mnist_files_are_the_official_ones():
+    for name, md5 in sources.MNIST.md5.items():
+        assert sources.md5sum(Path(ROOT) / "MNIST" / "raw" / name) == md5
+
+
+def test_split_mnist_sizes():
+    cfg = resolve("split_mnist", "naive", data_root=ROOT, download=False)
+    bench = BENCHMARKS.get("split_mnist").load_builder()(cfg)
+    assert bench.store.images.shape == (70000, 1, 28, 28)
+    assert [len(e) for e in bench.train] == [12665, 12089, 11263, 12183, 11800]
+    assert [len(e) for e in bench.test] == [2115, 2042, 1874, 1986, 1983]
+
+
+def test_short_split_mnist_run_forgets_in_class_il():
+    cfg = resolve("split_mnist", "naive", cli_values={"iterations": "100"}, data_root=ROOT, download=False)
+    record = runner.run(cfg)
+    assert record.metrics["learning_acc"] > 0.95
+    assert record.metrics["acc"] < 0.3 and record.metrics["forgetting"] > 0.8
+
+
+def test_short_permuted_mnist_run():
+    cfg = resolve("permuted_mnist", "naive", cli_values={"iterations": "100", "n_experiences": "3"},
+                  data_root=ROOT, download=False)
+    record = runner.run(cfg)
+    assert record.status == "ok" and len(record.accuracy_matrix) == 3
+    assert record.metrics["learning_acc"] > 0.8
+
+
+@pytest.mark.slow
+def test_split_mnist_naive_default_protocol_stays_in_its_band():
+    record = runner.run(resolve("split_mnist", "naive", data_root=ROOT, download=False))
+    assert 0.17 <= record.metrics["acc"] <= 0.23

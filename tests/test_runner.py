@@ -1,0 +1,129 @@
+"""The runner: determinism, evaluation paths that agree, iteration budget, divergence."""
+
+import pytest
+import torch
+
+from clbench import runner
+from clbench.config import resolve
+from clbench.registry import BENCHMARKS
+
+
+def quick(benchmark="split_digits", strategy="naive", **keys):
+    keys.setdefault("epochs", "1")
+    return resolve(benchmark, strategy, cli_values=keys, device="cpu")
+
+
+def test_same_seed_same_matrix():
+    a, b = runner.run(quick()), runner.run(quick())
+    assert a.accuracy_matrix == b.accuracy_matrix and a.initial_accuracy == b.initial_accuracy
+
+
+def test_different_seed_different_matrix():
+    a = runner.run(resolve("split_digits", "naive", seed=0, cli_values={"epochs": "1"}))
+    b = runner.run(resolve("split_digits", "naive", seed=1, cli_values={"epochs": "1"}))
+    assert a.accuracy_matrix != b.accuracy_matrix
+
+
+def test_record_shape_and_metrics():
+    record = runner.run(quick())
+    assert record.status == "ok" and len(record.accuracy_matrix) == 5
+    assert all(len(row) == 5 for row in record.accuracy_matrix) and len(record.initial_accuracy) == 5
+    assert all(0 <= v <= 1 for row in record.accuracy_matrix for v in row)
+    assert record.metrics["acc"] == pytest.approx(sum(record.accuracy_matrix[-1]) / 5)
+    assert len(record.timing["train"]) == 5 and record.timing["train_total"] > 0
+    assert record.model["parameters"] == 64 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10
+    assert record.env["torch"] == torch.__version__
+    assert record.experiences[1]["classes"] == [2, 3]
+
+
+def _avalanche_accuracies(strategy, benchmark):
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.training.plugins import EvaluationPlugin
+
+    evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
+    strategy.plugins.append(evaluator)
+    try:
+        strategy.eval(benchmark.test_stream)
+    finally:
+        strategy.plugins.remove(evaluator)
+    metrics = evaluator.get_last_metrics()
+    return [next(v for k, v in metrics.items() if k.startswith("Top1_Acc_Exp") and k.endswith(f"Exp{j:03d}"))
+            for j in range(benchmark.n_experiences)]
+
+
+@pytest.mark.parametrize("benchmark,scenario", [("split_digits", "class"), ("split_digits", "task"),
+                                                ("permuted_digits", "domain")])
+def test_avalanche_evaluation_agrees_with_the_runner(benchmark, scenario):
+    from clbench.strategies.common import TensorBatchesPlugin
+
+    cfg = resolve(benchmark, "naive", scenario=scenario, cli_values={"epochs": "1"})
+    runner.seed_everything(0)
+    bench, strategy = runner.build(cfg)
+    strategy.train(list(bench.train_stream)[1])
+    ours = runner.evaluate_all(strategy.model, bench, 1000, "cpu")
+    fast = _avalanche_accuracies(strategy, bench)  # Avalanche's eval loop on tensor batches
+    strategy.plugins = [p for p in strategy.plugins if not isinstance(p, TensorBatchesPlugin)]
+    plain = _avalanche_accuracies(strategy, bench)  # Avalanche's own DataLoader
+    assert ours == pytest.approx(fast, abs=1e-9) and ours == pytest.approx(plain, abs=1e-9)
+    assert max(ours) > 0.5
+
+
+class Counter:
+    def __init__(self):
+        self.done = []
+
+    def update(self, done, total):
+        self.done.append((done, total))
+
+
+def test_iteration_budget_is_exact():
+    counter = Counter()
+    cfg = quick(iterations="7", batch_size="16")
+    runner.seed_everything(0)
+    bench, strategy = runner.build(cfg)
+    from clbench.strategies.common import ProgressPlugin
+
+    strategy.plugins.insert(0, ProgressPlugin(counter.update, cfg.train.iterations))
+    for exp in list(bench.train_stream)[:2]:
+        counter.done.clear()
+        strategy.train(exp)
+        assert counter.done[-1] == (7, 7) and len(counter.done) == 7
+
+
+def test_iterations_spanning_several_epochs():
+    cfg = quick(iterations="40", batch_size="64")  # ~4 batches per experience: 10 epochs
+    runner.seed_everything(0)
+    bench, strategy = runner.build(cfg)
+    counter = Counter()
+    from clbench.strategies.common import ProgressPlugin
+
+    strategy.plugins.insert(0, ProgressPlugin(counter.update, cfg.train.iterations))
+    strategy.train(list(bench.train_stream)[0])
+    assert len(counter.done) == 40
+
+
+def test_a_non_finite_loss_stops_the_run_and_says_where():
+    record = runner.run(quick(optimizer="sgd", lr="1e30"))
+    assert record.status == "diverged"
+    assert record.error["experience"] == 0 and record.error["iteration"] >= 0
+    assert record.metrics["acc"] is None
+
+
+def test_joint_training_has_one_row():
+    record = runner.run(quick(strategy="joint"))
+    assert len(record.accuracy_matrix) == 1 and record.extras == {"joint": True}
+    assert record.metrics["bwt"] is None and record.metrics["acc"] > 0.5
+
+
+def test_evaluate_uses_the_task_head():
+    cfg = resolve("split_digits", "naive", scenario="task")
+    bench = BENCHMARKS.get("split_digits").load_builder()(cfg)
+    from clbench.strategies.common import make_model
+
+    model = make_model(cfg, bench)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.net.head.linear.bias.view(5, 2)[3, 1] = 1.0  # head 3 always says "second class"
+    accuracy = runner.evaluate(model, bench, bench.test[3], 50)
+    assert accuracy == pytest.approx(float((bench.test[3].targets == 1).float().mean()))
