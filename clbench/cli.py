@@ -167,6 +167,69 @@ def list_(what: str | None, name: str | None) -> None:
                " (* = default scenario).")
 
 
+def _names(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+@cli.command()
+@click.argument("folders", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]), default="table",
+              show_default=True)
+@click.option("--metric", help="comma-separated columns: acc,bwt,fwt,forgetting,learning_acc,train_s,"
+                               "parameters,density  [default: all]")
+@click.option("--benchmark", "-b", help="only this benchmark")
+@click.option("--strategy", "-s", help="only this strategy")
+@click.option("--scenario", help="only this scenario")
+@click.option("--sort", help="sort by a column (best first)")
+@click.option("--matrix", is_flag=True, help="show each group's mean (± std) accuracy matrix instead")
+def report(folders: tuple[str, ...], fmt: str, metric: str | None, benchmark: str | None, strategy: str | None,
+           scenario: str | None, sort: str | None, matrix: bool) -> None:
+    """Tables of mean ± std over seeds from the run records below FOLDERS (default results/)."""
+    from clbench import report as rep
+    from clbench import tables
+
+    metrics = rep.check_metrics(_names(metric))
+    loaded = rep.load_records(folders or ("results",))
+    for warning in loaded.warnings:
+        click.echo(f"clbench: warning: {warning}", err=True)
+    frame = rep.select(rep.records_frame(loaded.records), benchmark, strategy, scenario)
+    if frame.empty:
+        raise ClbenchError(f"no run records found in {', '.join(folders or ('results',))}"
+                           + (" matching the filters" if benchmark or strategy or scenario else "")
+                           + "; run 'clbench run' first or give the folder that holds them.")
+    if matrix:
+        click.echo(tables.render_matrices(tables.mean_matrices(frame), fmt))
+    else:
+        click.echo(tables.render(rep.sort_table(rep.aggregate(frame), sort), metrics, fmt))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--kind", default="matrix", show_default=True, help="matrix, curves, or a strategy's own kind")
+@click.option("--out", default="figures", show_default=True, help="folder for the figures")
+@click.option("--format", "fmt", default="png", show_default=True, help="png, pdf or svg")
+@click.option("--benchmark", "-b", help="only this benchmark")
+@click.option("--strategy", "-s", help="only this strategy")
+@click.option("--scenario", help="only this scenario")
+def plot(paths: tuple[str, ...], kind: str, out: str, fmt: str, benchmark: str | None, strategy: str | None,
+         scenario: str | None) -> None:
+    """Figures from run records: PATHS are RUN.json files or folders of them."""
+    from clbench import plots
+    from clbench import report as rep
+    from clbench.records import check_out_dir
+
+    out_dir = check_out_dir(Path(out))
+    loaded = rep.load_records(paths)
+    for warning in loaded.warnings:
+        click.echo(f"clbench: warning: {warning}", err=True)
+    frame = rep.select(rep.records_frame(loaded.records), benchmark, strategy, scenario)
+    if frame.empty:
+        raise ClbenchError(f"no run records found in {', '.join(paths)}; nothing to plot.")
+    kept = [r for r in loaded.records if r["run_id"] in set(frame["run_id"])]
+    for path in plots.plot(frame, kept, kind, out_dir, fmt):
+        click.echo(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ClbenchError -> one line on stderr and its exit code."""
     try:

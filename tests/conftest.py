@@ -120,3 +120,41 @@ def no_network(monkeypatch):
         raise urllib.error.URLError("network unreachable")
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def fake_record(strategy: str = "naive", seed: int = 0, matrix=None, initial=None, benchmark: str = "split_digits",
+                scenario: str = "class", status: str = "ok", **config) -> dict:
+    """A hand-made run record with the metrics of `matrix` (schema 1)."""
+    from clbench.metrics import summarize
+
+    matrix = matrix or [[0.9, 0.1], [0.3, 0.8]]
+    initial = initial or [0.1] * len(matrix[0])
+    return {
+        "schema": 1, "run_id": f"{scenario}-s{seed}-{strategy}-{abs(hash(json.dumps(config, sort_keys=True))) % 10**6}",
+        "created": "2026-01-01T00:00:00+00:00", "status": status, "benchmark": benchmark, "strategy": strategy,
+        "scenario": scenario, "seed": seed,
+        "config": {"benchmark": benchmark, "strategy": strategy, "scenario": scenario, "seed": seed, "lr": 0.001,
+                   **config},
+        "experiences": [], "initial_accuracy": initial, "accuracy_matrix": matrix,
+        "metrics": summarize(matrix, initial), "timing": {"train_total": 10.0 + seed}, "model": {
+            "parameters": 1000, "nonzero_parameters": 500, "density": 0.5}, "extras": {}, "env": {},
+    }
+
+
+@pytest.fixture
+def save_records():
+    """Write records as `clbench run` lays them out under a folder."""
+
+    def save(folder: Path, records: list[dict]) -> Path:
+        for r in records:
+            path = Path(folder) / r["benchmark"] / r["strategy"] / f"{r['run_id']}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(r))
+        return Path(folder)
+
+    return save
+
+
+@pytest.fixture
+def make_record():
+    return fake_record

@@ -1,0 +1,153 @@
+"""`clbench plot`: accuracy-matrix heat maps, accuracy curves, method-specific figures.
+
+Plot kinds live in a registry; strategies add their own (e.g. `topology`)
+with `register_plot`, naming the `extras` key a record must carry for it.
+matplotlib (Agg backend) is imported only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from clbench.errors import UsageError
+from clbench.registry import suggest
+
+FORMATS = ("png", "pdf", "svg")
+
+
+@dataclass(frozen=True)
+class PlotKind:
+    name: str
+    summary: str
+    draw: Callable  # (frame, out_dir, fmt) -> list[Path]
+    needs_extra: str | None = None  # records must carry extras[needs_extra]
+
+
+PLOT_KINDS: dict[str, PlotKind] = {}
+
+
+def register_plot(name: str, summary: str, needs_extra: str | None = None):
+    """Decorator: register `draw(frame, out_dir, fmt) -> [paths]` as plot kind `name`."""
+
+    def decorate(draw: Callable) -> Callable:
+        if name in PLOT_KINDS:
+            raise ValueError(f"plot kind {name!r} registered twice: {PLOT_KINDS[name].draw.__module__} and "
+                             f"{draw.__module__}")
+        PLOT_KINDS[name] = PlotKind(name, summary, draw, needs_extra)
+        return draw
+
+    return decorate
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def slug(*parts: str) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9_.=-]+", "-", p).strip("-") for p in parts if p and p != "default")
+
+
+def save(fig, out_dir: Path, name: str, fmt: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.{fmt}"
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    pyplot().close(fig)
+    return path
+
+
+def _label(m: dict) -> str:
+    return m["strategy"] + ("" if m["variant"] == "default" else f" [{m['variant']}]")
+
+
+@register_plot("matrix", "heat map of the (mean) accuracy matrix, values in the cells")
+def plot_matrices(frame, out_dir: Path, fmt: str) -> list[Path]:
+    from clbench.tables import mean_matrices
+
+    plt = pyplot()
+    paths = []
+    for m in mean_matrices(frame):
+        n_rows, n_cols = len(m["mean"]), len(m["mean"][0])
+        fig, ax = plt.subplots(figsize=(1.1 * n_cols + 2.5, 0.6 * n_rows + 1.8))
+        image = ax.imshow(m["mean"], cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        for i, row in enumerate(m["mean"]):
+            for j, value in enumerate(row):
+                text = f"{value:.2f}" + (f"\n±{m['std'][i][j]:.2f}" if m["n"] > 1 and n_cols <= 10 else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        color="black" if value > 0.6 else "white")
+        ax.set_xticks(range(n_cols), [f"{j}" for j in range(n_cols)])
+        ax.set_yticks(range(n_rows), m["rows"])
+        ax.set_xlabel("test experience j")
+        ax.set_ylabel("after training on experience i")
+        ax.set_title(f"{m['benchmark']} / {m['scenario']} / {_label(m)} (n={m['n']})", fontsize=10)
+        fig.colorbar(image, ax=ax, label="accuracy")
+        paths.append(save(fig, out_dir, "matrix_" + slug(m["benchmark"], m["scenario"], m["strategy"], m["variant"]),
+                          fmt))
+    return paths
+
+
+@register_plot("curves", "accuracy on each test experience across training, and average accuracy")
+def plot_curves(frame, out_dir: Path, fmt: str) -> list[Path]:
+    import numpy as np
+
+    from clbench.tables import mean_matrices
+
+    plt = pyplot()
+    paths = []
+    groups: dict[tuple, list[dict]] = {}
+    for m in mean_matrices(frame):
+        groups.setdefault((m["benchmark"], m["scenario"]), []).append(m)
+    for (benchmark, scenario), members in groups.items():
+        n_tests = len(members[0]["mean"][0])
+        fig, axes = plt.subplots(1, n_tests + 1, figsize=(2.4 * (n_tests + 1), 3.2), sharey=True, squeeze=False,
+                                 layout="constrained")
+        axes = axes[0]
+        for m in members:
+            mean, std = np.array(m["mean"][1:]), np.array(m["std"][1:])
+            if len(mean) != n_tests:  # joint training: one row, a level line
+                for j in range(n_tests):
+                    axes[j].axhline(mean[0, j], ls="--", lw=1, color="grey", label=_label(m) if j == 0 else None)
+                axes[-1].axhline(mean[0].mean(), ls="--", lw=1, color="grey")
+                continue
+            steps = np.arange(n_tests)
+            line = None
+            for j in range(n_tests):
+                line, = axes[j].plot(steps, mean[:, j], marker="o", ms=3, label=_label(m) if j == 0 else None,
+                                     color=line.get_color() if line is not None else None)
+                axes[j].fill_between(steps, mean[:, j] - std[:, j], mean[:, j] + std[:, j], alpha=0.15,
+                                     color=line.get_color())
+            seen = [mean[i, : i + 1].mean() for i in steps]
+            axes[-1].plot(steps, seen, marker="o", ms=3, color=line.get_color())
+        for j, ax in enumerate(axes):
+            ax.set_title(f"test experience {j}" if j < n_tests else "average on seen so far", fontsize=9)
+            ax.set_xticks(range(n_tests))
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("accuracy")
+        fig.supxlabel("after training on experience i", fontsize=9)
+        fig.suptitle(f"{benchmark} / {scenario}", fontsize=10)
+        fig.legend(loc="outside right center", frameon=False)
+        paths.append(save(fig, out_dir, "curves_" + slug(benchmark, scenario), fmt))
+    return paths
+
+
+def plot(frame, records: list[dict], kind: str, out_dir: Path, fmt: str) -> list[Path]:
+    """Draw `kind` for the runs in `frame`; a clear UsageError if they do not support it."""
+    if kind not in PLOT_KINDS:
+        valid = sorted(PLOT_KINDS)
+        raise UsageError(f"unknown plot kind '{kind}'.{suggest(kind, valid)} Valid kinds: {', '.join(valid)}.")
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown --format '{fmt}'; valid: {', '.join(FORMATS)}.")
+    needs = PLOT_KINDS[kind].needs_extra
+    if needs and not any(needs in (r.get("extras") or {}) for r in records):
+        strategies = sorted({r["strategy"] for r in records})
+        raise UsageError(f"plot kind '{kind}' needs runs that record '{needs}' in their extras; "
+                         f"these runs ({', '.join(strategies)}) do not.")
+    return PLOT_KINDS[kind].draw(frame, out_dir, fmt)

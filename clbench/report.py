@@ -1,0 +1,148 @@
+"""`clbench report`: tables of mean ± std over seeds from result records.
+
+Reads records only (never torch, never writes into the folders it reads).
+Every function below is plain: records -> DataFrame -> aggregated DataFrame
+-> text; the CLI just strings them together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from clbench.errors import UsageError
+from clbench.metrics import METRICS
+from clbench.records import SCHEMA
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+GROUP_KEYS = ("benchmark", "scenario", "strategy", "variant")
+COLUMNS = METRICS + ("train_s", "parameters", "density")
+FORMATS = ("table", "markdown", "csv", "latex", "json")
+LOWER_IS_BETTER = {"forgetting", "train_s", "parameters", "density"}
+REQUIRED = {"schema", "run_id", "benchmark", "strategy", "scenario", "seed", "config", "accuracy_matrix", "metrics"}
+
+
+@dataclass
+class Loaded:
+    records: list[dict]
+    warnings: list[str]
+
+
+def read_record(path: Path) -> tuple[dict | None, str | None]:
+    """(record, None) or (None, why it was skipped)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"skipped {path}: unreadable ({exc.__class__.__name__})"
+    except json.JSONDecodeError as exc:
+        return None, f"skipped {path}: corrupt JSON ({exc.msg} at line {exc.lineno})"
+    if not isinstance(data, dict) or not REQUIRED <= set(data):
+        return None, f"skipped {path}: not a clbench run record"
+    if not isinstance(data["schema"], int) or data["schema"] > SCHEMA:
+        return None, (f"skipped {path}: written by a newer clbench (schema {data['schema']}, "
+                      f"this one reads {SCHEMA}); upgrade clbench")
+    return data, None
+
+
+def load_records(folders: Sequence[str | Path]) -> Loaded:
+    """Every record below `folders` (files or folders), with one warning per skipped file."""
+    records, warnings = [], []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.exists():
+            raise UsageError(f"'{folder}' does not exist; give a folder of run records (default results/).")
+        paths = [folder] if folder.is_file() else sorted(folder.rglob("*.json"))
+        for path in paths:
+            record, why = read_record(path)
+            if record is None:
+                warnings.append(why)
+            else:
+                records.append(record)
+    return Loaded(records, warnings)
+
+
+def _variant(config: dict, varying: Iterable[str]) -> str:
+    return ", ".join(f"{k}={_short(config.get(k))}" for k in sorted(varying)) or "default"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return "-".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def records_frame(records: list[dict]) -> "pd.DataFrame":
+    """One row per record; `variant` names the config keys that differ within a strategy."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        cfg = {k: v for k, v in r["config"].items() if k not in ("benchmark", "strategy", "scenario", "seed")}
+        rows.append({
+            "benchmark": r["benchmark"], "scenario": r["scenario"], "strategy": r["strategy"], "seed": r["seed"],
+            "status": r.get("status", "ok"), "run_id": r["run_id"], "config": cfg,
+            **{m: r["metrics"].get(m) for m in METRICS},
+            "train_s": (r.get("timing") or {}).get("train_total"),
+            "parameters": (r.get("model") or {}).get("parameters"),
+            "density": (r.get("model") or {}).get("density"),
+            "matrix": r["accuracy_matrix"], "initial": r.get("initial_accuracy"),
+        })
+    frame = pd.DataFrame(rows, columns=["benchmark", "scenario", "strategy", "seed", "status", "run_id", "config",
+                                        *COLUMNS, "matrix", "initial"])
+    frame["variant"] = ""
+    for _, idx in frame.groupby(["benchmark", "scenario", "strategy"]).groups.items():
+        configs = [frame.at[i, "config"] for i in idx]
+        keys = set().union(*configs)
+        varying = {k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1}
+        for i in idx:
+            frame.at[i, "variant"] = _variant(frame.at[i, "config"], varying)
+    return frame
+
+
+def select(frame: "pd.DataFrame", benchmark: str | None = None, strategy: str | None = None,
+           scenario: str | None = None) -> "pd.DataFrame":
+    """Rows matching the given names (None = any)."""
+    for column, value in (("benchmark", benchmark), ("strategy", strategy), ("scenario", scenario)):
+        if value:
+            frame = frame[frame[column] == value.replace("-", "_")]
+    return frame
+
+
+def aggregate(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """Mean and sample std over seeds per group, with the number of seeds `n`."""
+    import pandas as pd
+
+    ok = frame[frame["status"] == "ok"]
+    rows = []
+    for key, group in ok.groupby(list(GROUP_KEYS), sort=True):
+        row = dict(zip(GROUP_KEYS, key))
+        row["n"] = len(group)
+        for column in COLUMNS:
+            values = pd.to_numeric(group[column], errors="coerce").dropna()
+            row[f"{column}_mean"] = float(values.mean()) if len(values) else math.nan
+            row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        rows.append(row)
+    columns = [*GROUP_KEYS, "n", *(f"{c}_{s}" for c in COLUMNS for s in ("mean", "std"))]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def sort_table(table: "pd.DataFrame", by: str | None) -> "pd.DataFrame":
+    if not by:
+        return table
+    if by not in COLUMNS:
+        raise UsageError(f"unknown --sort '{by}'; valid: {', '.join(COLUMNS)}.")
+    return table.sort_values(f"{by}_mean", ascending=by in LOWER_IS_BETTER, na_position="last", kind="stable")
+
+
+def check_metrics(names: Sequence[str] | None) -> list[str]:
+    if not names:
+        return list(METRICS) + ["train_s", "parameters", "density"]
+    unknown = [n for n in names if n not in COLUMNS]
+    if unknown:
+        raise UsageError(f"unknown --metric '{unknown[0]}'; valid: {', '.join(COLUMNS)}.")
+    return list(names)

@@ -1,0 +1,155 @@
+"""Rendering of aggregated report tables: terminal, markdown, CSV, LaTeX and JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import TYPE_CHECKING, Sequence
+
+from clbench.report import GROUP_KEYS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+HEADERS = {"acc": "ACC", "bwt": "BWT", "fwt": "FWT", "forgetting": "forgetting", "learning_acc": "learning acc",
+           "train_s": "train s", "parameters": "params", "density": "density"}
+
+
+def _number(column: str, value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if column == "parameters":
+        return f"{value:,.0f}"
+    if column == "train_s":
+        return f"{value:.1f}"
+    if column == "density":
+        return f"{value:.3f}"
+    return f"{value:.4f}"
+
+
+def cell(column: str, mean: float, std: float, pm: str = " ± ") -> str:
+    text = _number(column, mean)
+    if text and column != "parameters" and not (isinstance(std, float) and math.isnan(std)):
+        text += pm + _number(column, std)
+    return text or "—"
+
+
+def text_rows(table: "pd.DataFrame", metrics: Sequence[str], pm: str = " ± ") -> tuple[list[str], list[list[str]]]:
+    header = ["benchmark", "scenario", "strategy", "variant", "n"] + [HEADERS[m] for m in metrics]
+    rows = []
+    for _, r in table.iterrows():
+        rows.append([r["benchmark"], r["scenario"], r["strategy"], r["variant"], str(r["n"])]
+                    + [cell(m, r[f"{m}_mean"], r[f"{m}_std"], pm) for m in metrics])
+    return header, rows
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(x) for x in column) for column in zip(header, *rows)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < 4 else "---:" for i in range(len(header))) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIAL.get(char, char) for char in text)
+
+
+def _latex_number(text: str) -> str:
+    return "--" if text == "—" else "$" + text.replace(" ± ", r" \pm ") + "$"
+
+
+def _latex(header: list[str], rows: list[list[str]]) -> str:
+    spec = "llll" + "r" * (len(header) - 4)
+    body = [" & ".join(latex_escape(c) for c in header) + r" \\", r"\hline"]
+    for r in rows:
+        cells = [latex_escape(c) for c in r[:5]] + [_latex_number(c) for c in r[5:]]
+        body.append(" & ".join(cells) + r" \\")
+    return "\n".join([rf"\begin{{tabular}}{{{spec}}}", r"\hline", *body, r"\hline", r"\end{tabular}"])
+
+
+def render(table: "pd.DataFrame", metrics: Sequence[str], fmt: str) -> str:
+    """The aggregated table in `fmt` (table, markdown, csv, latex, json)."""
+    columns = [*GROUP_KEYS, "n", *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        table[columns].to_csv(buffer, index=False)
+        return buffer.getvalue().rstrip("\n")
+    if fmt == "json":
+        rows = table[columns].to_dict(orient="records")
+        clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+        return json.dumps(clean, indent=1)
+    header, rows = text_rows(table, metrics)
+    return {"table": _aligned, "markdown": _markdown, "latex": _latex}[fmt](header, rows)
+
+
+# ------------------------------------------------------------------ matrices
+def mean_matrices(frame: "pd.DataFrame") -> list[dict]:
+    """Per group: mean and std (over seeds) of the accuracy matrix and of the initial row."""
+    import numpy as np
+
+    out = []
+    ok = frame[frame["status"] == "ok"]
+    for key, group in ok.groupby(list(GROUP_KEYS), sort=True):
+        shapes = {np.shape(m) for m in group["matrix"]}
+        if len(shapes) != 1:
+            continue
+        matrices = np.array(list(group["matrix"]), dtype=float)
+        initial = np.array(list(group["initial"]), dtype=float)
+        ddof = 1 if len(group) > 1 else 0
+        out.append({**dict(zip(GROUP_KEYS, key)), "n": len(group),
+                    "rows": ["initial"] + ([f"after {i}" for i in range(matrices.shape[1])]
+                                           if matrices.shape[1] == matrices.shape[2] else ["joint"]),
+                    "mean": np.vstack([initial.mean(0), matrices.mean(0)]).tolist(),
+                    "std": np.vstack([initial.std(0, ddof=ddof), matrices.std(0, ddof=ddof)]).tolist()})
+    return out
+
+
+def _title(m: dict) -> str:
+    variant = "" if m["variant"] == "default" else f" [{m['variant']}]"
+    return f"{m['benchmark']} / {m['scenario']} / {m['strategy']}{variant} (n={m['n']})"
+
+
+def render_matrices(matrices: list[dict], fmt: str) -> str:
+    """Mean (± std) matrices: rows = initial, after training experience i; columns = test experience j."""
+    if fmt == "json":
+        return json.dumps(matrices, indent=1)
+    if fmt == "csv":
+        lines = ["benchmark,scenario,strategy,variant,n,row,test_experience,mean,std"]
+        for m in matrices:
+            for label, means, stds in zip(m["rows"], m["mean"], m["std"]):
+                for j, (mean, std) in enumerate(zip(means, stds)):
+                    keys = ",".join(f'"{m[k]}"' if "," in str(m[k]) else str(m[k]) for k in GROUP_KEYS)
+                    lines.append(f"{keys},{m['n']},{label},{j},{mean!r},{std!r}")
+        return "\n".join(lines)
+    blocks = []
+    for m in matrices:
+        header = [""] + [f"e{j}" for j in range(len(m["mean"][0]))]
+        rows = [[label] + [f"{mean:.4f}" + (f" ± {std:.4f}" if m["n"] > 1 else "") for mean, std in zip(ms, ss)]
+                for label, ms, ss in zip(m["rows"], m["mean"], m["std"])]
+        if fmt == "markdown":
+            body = "\n".join(["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+                             + ["| " + " | ".join(r) + " |" for r in rows])
+            blocks.append(f"**{_title(m)}**\n\n{body}")
+        elif fmt == "latex":
+            spec = "l" + "r" * (len(header) - 1)
+            body = [" & ".join(header) + r" \\", r"\hline"]
+            body += [" & ".join([r[0]] + [_latex_number(c) for c in r[1:]]) + r" \\" for r in rows]
+            blocks.append("\n".join([f"% {_title(m)}", rf"\begin{{tabular}}{{{spec}}}", r"\hline", *body,
+                                     r"\hline", r"\end{tabular}"]))
+        else:
+            widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+            text = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
+            blocks.append(_title(m) + "\n" + "\n".join(text))
+    return "\n\n".join(blocks)

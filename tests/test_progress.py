@@ -1,0 +1,34 @@
+"""Progress output: a bar on a terminal, one line per experience otherwise, nothing when quiet."""
+
+import io
+
+from clbench.progress import Reporter
+
+
+def drive(reporter):
+    reporter.start_run("bench/naive/class/seed 0")
+    reporter.start_experience(0, 2)
+    for done in range(1, 4):
+        reporter.update(done, 3)
+    reporter.end_experience(0, 2, [0.5, 0.25], 1.5)
+
+
+def test_terminal_gets_a_bar_and_a_summary_line():
+    stream = io.StringIO()
+    drive(Reporter(stream, tty=True))
+    text = stream.getvalue()
+    assert "\r" in text and "[" + "#" * 30 + "] 3/3" in text
+    assert "exp 1/2: train 1.5s, mean acc on seen 0.5000, on all 0.3750" in text
+
+
+def test_pipe_gets_only_the_summary_line():
+    stream = io.StringIO()
+    drive(Reporter(stream, tty=False))
+    assert stream.getvalue() == ("bench/naive/class/seed 0 exp 1/2: train 1.5s, "
+                                 "mean acc on seen 0.5000, on all 0.3750\n")
+
+
+def test_quiet_is_silent():
+    stream = io.StringIO()
+    drive(Reporter(stream, quiet=True, tty=True))
+    assert stream.getvalue() == ""
