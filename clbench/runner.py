@@ -98,10 +98,13 @@ def build(cfg: RunConfig, reporter: Reporter | None = None):
 
 def run(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
     """Train `cfg.strategy` on `cfg.benchmark` and return its accuracy matrix and metrics."""
-    with warnings.catch_warnings():
-        for message in QUIET_WARNINGS:
-            warnings.filterwarnings("ignore", message=message)
-        return _run(cfg, reporter)
+    with warnings.catch_warnings(record=True) as caught:  # Avalanche resets filters, so collect instead
+        warnings.simplefilter("default")
+        record = _run(cfg, reporter)
+    for w in caught:
+        if not any(quiet in str(w.message) for quiet in QUIET_WARNINGS):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return record
 
 
 def _run(cfg: RunConfig, reporter: Reporter | None) -> RunRecord:

@@ -6,6 +6,12 @@ live here and reach test modules as fixtures.
 
 from __future__ import annotations
 
+import os
+
+# Small models train fastest on one thread, and the suite must not oversubscribe
+# the cores when other jobs run beside it (set before torch is imported).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import gzip
 import json
 import pickle
