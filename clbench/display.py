@@ -28,7 +28,8 @@ def format_matrix(matrix: Sequence[Sequence[float]], initial: Sequence[float] | 
 
 
 def format_metrics(metrics: dict[str, float | None]) -> str:
-    parts = [f"{METRIC_LABELS[m]} {metrics[m]:+.4f}" if m in ("bwt", "fwt") else f"{METRIC_LABELS[m]} {metrics[m]:.4f}"
+    """One line: the metrics a run has (transfer metrics signed)."""
+    parts = [f"{METRIC_LABELS[m]} {metrics[m]:{'+' if m in ('bwt', 'fwt') else ''}.4f}"
              for m in METRICS if metrics.get(m) is not None]
     return "  ".join(parts) if parts else "(no metrics: the run did not complete)"
 
@@ -48,9 +49,11 @@ def describe_keys(config_cls: type, defaults: dict[str, Any] | None = None) -> l
 
 
 def describe_entry(entry: Entry, kind: str) -> str:
-    lines = [f"{entry.name}: {entry.summary}", f"  scenarios: {', '.join(entry.scenarios)} "
-             f"(default {entry.default_scenario})" if kind == "benchmark" else
-             f"  scenarios: {', '.join(entry.scenarios)}"]
+    """`clbench list KIND NAME`: summary, scenarios, protocol and keys with defaults."""
+    scenarios = ", ".join(entry.scenarios)
+    if kind == "benchmark":
+        scenarios += f" (default {entry.default_scenario})"
+    lines = [f"{entry.name}: {entry.summary}", f"  scenarios: {scenarios}"]
     if entry.reference:
         lines.append(f"  protocol: {entry.reference}")
     if kind == "benchmark":

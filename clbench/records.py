@@ -90,7 +90,9 @@ def git_commit() -> str | None:
                                 capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
 
 
 def environment(device: str) -> dict[str, Any]:

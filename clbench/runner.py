@@ -19,6 +19,7 @@ from torch import nn
 
 from clbench.benchmarks.store import Benchmark, ExperienceData
 from clbench.config import RunConfig
+from clbench.errors import UsageError
 from clbench.metrics import summarize
 from clbench.progress import Reporter
 from clbench.records import RunRecord, environment
@@ -48,8 +49,11 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str) -> str:
+    """`auto` -> cuda when available, else cpu; `cuda` without a GPU is a usage error."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here; use --device cpu or auto.")
     return device
 
 

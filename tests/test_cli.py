@@ -155,3 +155,12 @@ def test_the_package_never_imports_top_level_strategies_or_benchmarks(tmp_path):
             "stray = [m for m in ('strategies', 'benchmarks') if m in sys.modules]; assert not stray, stray")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_cuda_without_a_gpu_is_a_usage_error(cli, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = cli("run", "-b", "split_digits", "-s", "naive", "--device", "cuda", "--out", tmp_path / "o")
+    assert result.code == 2 and "no CUDA device is available" in result.err
+    assert not (tmp_path / "o").exists()
