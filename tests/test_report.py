@@ -4,7 +4,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -144,8 +143,8 @@ def test_report_on_200_records_is_fast_and_torch_free(tmp_path, save_records, ma
             f"rc = main(['report', {str(folder)!r}]); "
             "assert rc == 0; assert 'torch' not in sys.modules and 'avalanche' not in sys.modules; "
             "print(time.perf_counter() - t)")
-    start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert time.perf_counter() - start < 2.0
-    assert len(result.stdout.strip().splitlines()) == 2 + 20 + 1  # header, rule, 20 groups, timing
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 + 20 + 1  # header, rule, 20 groups, then the seconds from import to answer
+    assert float(lines[-1]) < 2.0
