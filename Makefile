@@ -22,9 +22,9 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# Tests that read the real data sets (MNIST) under DATA_ROOT.
+# Tests that read the real data sets (MNIST) under DATA_ROOT: quick ones, then the long ones.
 test-real: install
-	CLBENCH_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m pytest -q -m realdata
+	CLBENCH_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m pytest -q -m "realdata and not slow"
 
 test-slow: install
 	CLBENCH_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m pytest -q -m slow
