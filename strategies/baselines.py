@@ -6,15 +6,8 @@ harness plugins, and returns a ready Avalanche `SupervisedTemplate`.
 
 from __future__ import annotations
 
-from avalanche.training import (
-    EWC,
-    LwF,
-    Cumulative,
-    JointTraining,
-    Naive,
-    Replay,
-    SynapticIntelligence,
-)
+from avalanche.training import EWC, Cumulative, JointTraining, LwF, Naive, Replay
+from avalanche.training.plugins import SynapticIntelligencePlugin
 
 from clbench.benchmarks.store import Benchmark
 from clbench.config import RunConfig
@@ -40,9 +33,32 @@ def build_ewc(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> EWC:
                decay_factor=decay)
 
 
-def build_si(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> SynapticIntelligence:
+class CopyingSIPlugin(SynapticIntelligencePlugin):
+    """Avalanche's synaptic-intelligence plugin, with its weight snapshots copied.
+
+    Avalanche 0.6 snapshots weights as `param.detach().cpu().flatten()`, which on
+    the CPU is a view of the live parameter: the path integral and the penalty
+    then stay exactly zero and SI trains like naive. Here the two snapshots
+    (start of the experience, start of each iteration) are real copies; the rest
+    of the algorithm is Avalanche's.
+    """
+
+    def _snapshot(self, model, target) -> None:
+        for name, param in self.allowed_parameters(model, self.excluded_parameters):
+            target[name].data = param.detach().flatten().to("cpu", copy=True)
+
+    def before_training_exp(self, strategy, **kwargs):
+        super().before_training_exp(strategy, **kwargs)
+        self._snapshot(strategy.model, self.ewc_data[0])
+
+    def before_training_iteration(self, strategy, **kwargs):
+        self._snapshot(strategy.model, self.syn_data["old_theta"])
+
+
+def build_si(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
     m = cfg.method
-    return SynapticIntelligence(**template_kwargs(cfg, benchmark, plugins), si_lambda=m.si_lambda, eps=m.si_eps)
+    si = CopyingSIPlugin(si_lambda=m.si_lambda, eps=m.si_eps)
+    return Naive(**template_kwargs(cfg, benchmark, [*plugins, si]))
 
 
 def build_lwf(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> LwF:

@@ -46,7 +46,7 @@ class EWCConfig:
 @register_strategy("si", builder=f"{BASELINES}:build_si")
 @dataclass(frozen=True)
 class SIConfig:
-    """Synaptic intelligence (Zenke et al. 2017; Avalanche SynapticIntelligence)."""
+    """Synaptic intelligence (Zenke et al. 2017; Avalanche's SI plugin, CPU snapshot bug fixed)."""
 
     si_lambda: float = param(1.0, "strength of the surrogate-loss penalty (Avalanche scales it internally)", ge=0)
     si_eps: float = param(1e-7, "damping of the importance denominator", gt=0)
