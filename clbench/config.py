@@ -233,7 +233,8 @@ def resolve(
                 f"valid: {', '.join(entry.scenarios)} (use --scenario)."
             )
     owners = _owner_map(bench, strat)
-    layers = [dict(bench.protocol), dict(strat.protocol), dict(file_values or {}), dict(cli_values or {})]
+    layers = [dict(bench.protocol), strat.defaults_for(bench.name, scenario), dict(file_values or {}),
+              dict(cli_values or {})]
     values: dict[type, dict[str, Any]] = {cls: {} for cls in (TrainConfig, bench.config, strat.config)}
     for layer in layers:
         for key, raw in layer.items():

@@ -62,4 +62,7 @@ def describe_entry(entry: Entry, kind: str) -> str:
     if dataclasses.fields(entry.config):
         lines.append(f"{kind} keys:")
         lines += describe_keys(entry.config)
+    for where, values in entry.tuned.items():
+        lines.append(f"  tuned for {where}: " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                                       for k, v in values.items()))
     return "\n".join(lines)

@@ -39,6 +39,7 @@ class Entry:
     scenarios: tuple[str, ...]
     default_scenario: str | None = None
     protocol: Mapping[str, Any] = field(default_factory=dict)
+    tuned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "benchmark[/scenario]" -> keys
     reference: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -50,6 +51,10 @@ class Entry:
     @property
     def module(self) -> str:
         return self.config.__module__
+
+    def defaults_for(self, benchmark: str, scenario: str) -> dict[str, Any]:
+        """Keys this entry sets for a benchmark and scenario: protocol, then tuned values."""
+        return {**self.protocol, **self.tuned.get(benchmark, {}), **self.tuned.get(f"{benchmark}/{scenario}", {})}
 
     def load_builder(self) -> Callable[..., Any]:
         module_name, _, attr = self.builder.partition(":")
@@ -72,10 +77,16 @@ class Registry:
         scenarios: tuple[str, ...] = SCENARIOS,
         default_scenario: str | None = None,
         protocol: Mapping[str, Any] | None = None,
+        tuned: Mapping[str, Mapping[str, Any]] | None = None,
         reference: str = "",
         extra: Mapping[str, Any] | None = None,
     ) -> Callable[[type], type]:
-        """Class decorator: register a frozen config dataclass under `name`."""
+        """Class decorator: register a frozen config dataclass under `name`.
+
+        `protocol` overrides training defaults everywhere; `tuned` overrides keys
+        for one benchmark ("split_mnist") or one benchmark and scenario
+        ("split_mnist/task"), the more specific winning.
+        """
         key = normalize_name(name)
         unknown = set(scenarios) - set(SCENARIOS)
         if unknown:
@@ -98,6 +109,7 @@ class Registry:
                 scenarios=tuple(scenarios),
                 default_scenario=default_scenario or scenarios[0],
                 protocol=dict(protocol or {}),
+                tuned={k: dict(v) for k, v in (tuned or {}).items()},
                 reference=reference,
                 extra=dict(extra or {}),
             )

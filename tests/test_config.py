@@ -113,3 +113,15 @@ def test_load_toml_errors(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('strategy = "ewc"\newc_lambda = 10.0\nhidden = [50, 50]\n')
     assert load_toml(good) == {"strategy": "ewc", "ewc_lambda": 10.0, "hidden": [50, 50]}
+
+
+def test_tuned_defaults_apply_to_their_benchmark_and_scenario_only():
+    from clbench.registry import STRATEGIES
+
+    entry = STRATEGIES.get("ewc")
+    tuned = entry.tuned["split_mnist/task"]["ewc_lambda"]
+    assert resolve("split_mnist", "ewc", scenario="task").method.ewc_lambda == tuned
+    assert resolve("split_mnist", "ewc", scenario="class").method.ewc_lambda == 5000.0
+    assert resolve("split_digits", "ewc", scenario="task").method.ewc_lambda == 5000.0
+    cfg = resolve("split_mnist", "ewc", scenario="task", file_values={"ewc_lambda": 3.0})
+    assert cfg.method.ewc_lambda == 3.0  # a config file still wins over tuned values
