@@ -21,7 +21,9 @@ from clbench.registry import BENCHMARKS, STRATEGIES
 
 # CLI flag -> config key (flags are shortcuts for --set key=value)
 FLAG_KEYS = ("epochs", "iterations", "batch_size", "lr", "optimizer", "hidden", "n_experiences")
-FILE_RUN_KEYS = ("benchmark", "strategy", "scenario", "seed", "seeds", "device", "data_root")
+# run-level keys a --config file may hold besides the tunable keys, with their TOML types
+FILE_RUN_KEYS = {"benchmark": str, "strategy": str, "scenario": str, "seed": int, "seeds": (str, list),
+                 "device": str, "data_root": str}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,9 +46,7 @@ def _split_file(config: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     data = load_toml(config) if config else {}
     file_run = {k: data.pop(k) for k in FILE_RUN_KEYS if k in data}
     for key, value in file_run.items():
-        ok = isinstance(value, int) if key == "seed" else isinstance(value, (str, list)) if key == "seeds" \
-            else isinstance(value, str)
-        if not ok:
+        if not isinstance(value, FILE_RUN_KEYS[key]) or isinstance(value, bool):
             raise UsageError(f"bad value for '{key}' in --config '{config}': received {value!r}.")
     return file_run, data
 

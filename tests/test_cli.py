@@ -164,3 +164,10 @@ def test_cuda_without_a_gpu_is_a_usage_error(cli, tmp_path, monkeypatch):
     result = cli("run", "-b", "split_digits", "-s", "naive", "--device", "cuda", "--out", tmp_path / "o")
     assert result.code == 2 and "no CUDA device is available" in result.err
     assert not (tmp_path / "o").exists()
+
+
+def test_config_file_with_a_mistyped_run_key(cli, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('benchmark = "split_digits"\nstrategy = "naive"\nseed = "zero"\n')
+    result = cli("run", "--config", config, "--out", tmp_path / "o")
+    assert result.code == 2 and "bad value for 'seed'" in result.err and "'zero'" in result.err
