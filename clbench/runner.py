@@ -104,61 +104,66 @@ def run(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
     """Train `cfg.strategy` on `cfg.benchmark` and return its accuracy matrix and metrics."""
     with warnings.catch_warnings(record=True) as caught:  # Avalanche resets filters, so collect instead
         warnings.simplefilter("default")
-        record = _run(cfg, reporter)
+        record = _run(cfg, reporter or Reporter(quiet=True))
     for w in caught:
         if not any(quiet in str(w.message) for quiet in QUIET_WARNINGS):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return record
 
 
-def _run(cfg: RunConfig, reporter: Reporter | None) -> RunRecord:
+def _run(cfg: RunConfig, reporter: Reporter) -> RunRecord:
     start = time.perf_counter()
     cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    benchmark, strategy = build(cfg, reporter)
+    benchmark, strategy = build(cfg, None if reporter.quiet else reporter)
     joint = bool(STRATEGIES.get(cfg.strategy).extra.get("joint"))
-    batch, device = cfg.train.eval_batch_size, cfg.device
-    setup_s = time.perf_counter() - start
+    timing: dict[str, Any] = {"setup": time.perf_counter() - start}
 
     t0 = time.perf_counter()
-    initial = evaluate_all(strategy.model, benchmark, batch, device)
-    timing: dict[str, Any] = {"setup": setup_s, "initial_eval": time.perf_counter() - t0, "train": [], "eval": []}
+    initial = evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device)
+    timing["initial_eval"] = time.perf_counter() - t0
     stream = list(benchmark.train_stream)
-    steps = [stream] if joint else [[exp] for exp in stream]
-    matrix: list[list[float]] = []
-    status, error = "ok", None
-    if reporter:
-        reporter.start_run(f"{cfg.benchmark}/{cfg.strategy}/{cfg.scenario}/seed {cfg.seed}")
-    for i, experiences in enumerate(steps):
-        if reporter:
-            reporter.start_experience(i, len(steps))
-        t0 = time.perf_counter()
-        try:
-            strategy.train(experiences if joint else experiences[0])
-        except Diverged as exc:
-            status, error = "diverged", exc.where
-            break
-        except Exception as exc:  # recorded, then re-raised by the CLI as one line
-            if os.environ.get("CLBENCH_DEBUG"):
-                raise
-            status, error = "failed", {"experience": i, "type": type(exc).__name__, "message": str(exc)}
-            break
-        timing["train"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        matrix.append(evaluate_all(strategy.model, benchmark, batch, device))
-        timing["eval"].append(time.perf_counter() - t0)
-        if reporter:
-            reporter.end_experience(i, len(steps), matrix[-1], timing["train"][-1])
-    timing["train_total"] = sum(timing["train"])
-    timing["eval_total"] = sum(timing["eval"])
-    timing["total"] = time.perf_counter() - start
-    complete = status == "ok" and len(matrix) == len(steps)
+    steps = [stream] if joint else stream  # joint training: one step over every experience
+    reporter.start_run(f"{cfg.benchmark}/{cfg.strategy}/{cfg.scenario}/seed {cfg.seed}")
+    matrix, train_s, eval_s, error = train_and_evaluate(strategy, benchmark, steps, cfg, reporter)
+    timing.update(train=train_s, eval=eval_s, train_total=sum(train_s), eval_total=sum(eval_s),
+                  total=time.perf_counter() - start)
+    status = "ok" if error is None else error.pop("status")
     return RunRecord(
         run_id=cfg.run_id(), benchmark=cfg.benchmark, strategy=cfg.strategy, scenario=cfg.scenario,
         seed=cfg.seed, config=cfg.to_dict(), experiences=benchmark.describe(), initial_accuracy=initial,
-        accuracy_matrix=matrix, metrics=summarize(matrix, initial) if complete else summarize([]),
+        accuracy_matrix=matrix, metrics=summarize(matrix, initial) if error is None else summarize([]),
         timing=timing, model=model_stats(strategy.model), status=status, error=error,
-        extras={"joint": True} if joint else {}, env=environment(device),
+        extras={"joint": True} if joint else {}, env=environment(cfg.device),
     )
+
+
+def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConfig, reporter: Reporter):
+    """Train on each step, evaluate on every test experience after it.
+
+    Returns (matrix, train seconds, eval seconds, error); error is None, or a dict with
+    `status` ("diverged" or "failed") and where it happened.
+    """
+    matrix: list[list[float]] = []
+    train_s: list[float] = []
+    eval_s: list[float] = []
+    for i, step in enumerate(steps):
+        reporter.start_experience(i, len(steps))
+        t0 = time.perf_counter()
+        try:
+            strategy.train(step)
+        except Diverged as exc:
+            return matrix, train_s, eval_s, {"status": "diverged", **exc.where}
+        except Exception as exc:  # recorded; the CLI reports it in one line
+            if os.environ.get("CLBENCH_DEBUG"):
+                raise
+            return matrix, train_s, eval_s, {"status": "failed", "experience": i, "type": type(exc).__name__,
+                                             "message": str(exc)}
+        train_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        matrix.append(evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device))
+        eval_s.append(time.perf_counter() - t0)
+        reporter.end_experience(i, len(steps), matrix[-1], train_s[-1])
+    return matrix, train_s, eval_s, None
