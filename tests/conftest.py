@@ -111,6 +111,12 @@ def make_cifar(root: Path, binary: bool, n_train: int = 10, n_test: int = 5) -> 
     return root
 
 
+@pytest.fixture
+def generated_root(tmp_path) -> Path:
+    """A data root holding generated MNIST and CIFAR-10 (python version) files."""
+    return make_cifar(make_idx_set(tmp_path / "all", "MNIST"), binary=False)
+
+
 @pytest.fixture(params=["python", "binary"])
 def cifar_root(request, tmp_path) -> Path:
     return make_cifar(tmp_path / "data", binary=request.param == "binary")

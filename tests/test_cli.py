@@ -171,3 +171,14 @@ def test_config_file_with_a_mistyped_run_key(cli, tmp_path):
     config.write_text('benchmark = "split_digits"\nstrategy = "naive"\nseed = "zero"\n')
     result = cli("run", "--config", config, "--out", tmp_path / "o")
     assert result.code == 2 and "bad value for 'seed'" in result.err and "'zero'" in result.err
+
+
+@pytest.mark.parametrize("benchmark", ["split_mnist", "permuted_mnist", "split_cifar10"])
+def test_real_benchmarks_run_end_to_end_on_generated_files(cli, read_records, tmp_path, generated_root, benchmark):
+    result = cli("run", "-b", benchmark, "-s", "naive", "--iterations", "3", "--n-experiences", "2",
+                 "--data-root", generated_root, "--no-download", "-q", "--out", tmp_path / "o")
+    assert result.code == 0, result.err
+    (record,) = read_records(tmp_path / "o")
+    assert len(record["accuracy_matrix"]) == 2 and record["status"] == "ok"
+    backbone = "resnet18_reduced" if benchmark == "split_cifar10" else "mlp"
+    assert record["config"]["backbone"] == backbone

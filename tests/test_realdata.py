@@ -50,3 +50,25 @@ def test_short_permuted_mnist_run():
 def test_split_mnist_naive_default_protocol_stays_in_its_band():
     record = runner.run(resolve("split_mnist", "naive", data_root=ROOT, download=False))
     assert 0.17 <= record.metrics["acc"] <= 0.23
+
+
+@pytest.mark.slow
+def test_harness_overhead_against_the_bare_pytorch_loop():
+    """Same training and evaluation as shared/perf/plain_split_mnist.py: at most 1.3x its time."""
+    import re
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1].parent / "shared" / "perf" / "plain_split_mnist.py"
+    if not script.is_file():
+        pytest.skip("needs the shared perf script beside the repository")
+    cfg = resolve("split_mnist", "naive", data_root=ROOT, download=False, device="cpu",
+                  cli_values={"epochs": "1", "iterations": "0", "batch_size": "128", "lr": "1e-3"})
+    plain, ours = [], []
+    for _ in range(2):  # best of two, each measured back to back
+        out = subprocess.run([sys.executable, str(script), ROOT, "--epochs", "1"], capture_output=True,
+                             text=True, check=True).stdout
+        plain.append(float(re.search(r"seconds ([\d.]+)", out).group(1)))
+        timing = runner.run(cfg).timing
+        ours.append(timing["train_total"] + timing["eval_total"])
+    assert min(ours) <= 1.3 * min(plain), (ours, plain)
