@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from statistics import fmean, pstdev
+from statistics import fmean, stdev
 from typing import Any
 
 import click
@@ -120,7 +120,7 @@ def run(**options: Any) -> None:
     elif len(records) > 1:
         accs = [r.metrics["acc"] for r in records if r.metrics.get("acc") is not None]
         if accs:
-            click.echo(f"ACC over {len(accs)} seeds: {fmean(accs):.4f} ± {pstdev(accs):.4f}")
+            click.echo(f"ACC over {len(accs)} seeds: {fmean(accs):.4f} ± {stdev(accs):.4f} (sample std)")
     bad = [r for r in records if r.status != "ok"]
     if bad:
         where = bad[0].error or {}
