@@ -10,7 +10,7 @@ of experiences.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterator, Sequence
 
@@ -80,7 +80,6 @@ class Benchmark:
     test: list[ExperienceData]
     n_heads: int  # 1, or one head per experience in task-incremental mode
     head_size: int  # outputs per head
-    extras: dict = field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -24,6 +24,7 @@ def test_split_digits_class_incremental():
     assert bench.input_shape == (1, 8, 8)
     assert [exp.classes for exp in bench.train] == [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
     assert bench.n_heads == 1 and bench.head_size == 10
+    assert bench.n_classes == 10 and bench.classes_per_experience == [2] * 5 and bench.n_experiences == 5
     for exp in bench.train + bench.test:
         assert set(exp.targets.tolist()) == set(exp.classes) and exp.task_label == 0
     train_rows = torch.cat([e.rows for e in bench.train])
