@@ -127,7 +127,8 @@ def _run(cfg: RunConfig, reporter: Reporter) -> RunRecord:
     stream = list(benchmark.train_stream)
     steps = [stream] if joint else stream  # joint training: one step over every experience
     reporter.start_run(f"{cfg.benchmark}/{cfg.strategy}/{cfg.scenario}/seed {cfg.seed}")
-    matrix, train_s, eval_s, error = train_and_evaluate(strategy, benchmark, steps, cfg, reporter)
+    extras: dict[str, list] = {"joint": True} if joint else {}
+    matrix, train_s, eval_s, error = train_and_evaluate(strategy, benchmark, steps, cfg, reporter, extras)
     timing.update(train=train_s, eval=eval_s, train_total=sum(train_s), eval_total=sum(eval_s),
                   total=time.perf_counter() - start)
     status = "ok" if error is None else error.pop("status")
@@ -136,12 +137,21 @@ def _run(cfg: RunConfig, reporter: Reporter) -> RunRecord:
         seed=cfg.seed, config=cfg.to_dict(), experiences=benchmark.describe(), initial_accuracy=initial,
         accuracy_matrix=matrix, metrics=summarize(matrix, initial) if error is None else summarize([]),
         timing=timing, model=model_stats(strategy.model), status=status, error=error,
-        extras={"joint": True} if joint else {}, env=environment(cfg.device),
+        extras=extras, env=environment(cfg.device),
     )
 
 
-def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConfig, reporter: Reporter):
-    """Train on each step, evaluate on every test experience after it.
+def collect_extras(strategy, extras: dict[str, list]) -> None:
+    """Append each plugin's `record_extras(strategy)` values (one entry per experience)."""
+    for plugin in strategy.plugins:
+        if callable(getattr(plugin, "record_extras", None)):
+            for key, value in plugin.record_extras(strategy).items():
+                extras.setdefault(key, []).append(value)
+
+
+def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConfig, reporter: Reporter,
+                       extras: dict[str, list]):
+    """Train on each step, evaluate on every test experience after it, collect plugins' extras.
 
     Returns (matrix, train seconds, eval seconds, error); error is None, or a dict with
     `status` ("diverged" or "failed") and where it happened.
@@ -162,6 +172,7 @@ def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConf
             return matrix, train_s, eval_s, {"status": "failed", "experience": i, "type": type(exc).__name__,
                                              "message": str(exc)}
         train_s.append(time.perf_counter() - t0)
+        collect_extras(strategy, extras)
         t0 = time.perf_counter()
         matrix.append(evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device))
         eval_s.append(time.perf_counter() - t0)

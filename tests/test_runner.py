@@ -127,3 +127,30 @@ def test_evaluate_uses_the_task_head():
         model.net.head.linear.bias.view(5, 2)[3, 1] = 1.0  # head 3 always says "second class"
     accuracy = runner.evaluate(model, bench, bench.test[3], 50)
     assert accuracy == pytest.approx(float((bench.test[3].targets == 1).float().mean()))
+
+
+def test_plugins_add_their_statistics_to_the_record(monkeypatch):
+    from avalanche.core import SupervisedPlugin
+
+    class Counting(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.seen = 0
+
+        def after_training_exp(self, strategy, **kwargs):
+            self.seen += 1
+
+        def record_extras(self, strategy):
+            return {"experiences_seen": self.seen, "weight_norm": float(strategy.model.head.linear.weight.detach().norm())}
+
+    original = runner.build
+
+    def build_with_counter(cfg, reporter=None):
+        bench, strategy = original(cfg, reporter)
+        strategy.plugins.append(Counting())
+        return bench, strategy
+
+    monkeypatch.setattr(runner, "build", build_with_counter)
+    record = runner.run(quick())
+    assert record.extras["experiences_seen"] == [1, 2, 3, 4, 5]
+    assert len(record.extras["weight_norm"]) == 5 and all(v > 0 for v in record.extras["weight_norm"])
