@@ -18,6 +18,9 @@ _LAZY = {
     "DivergenceGuardPlugin": "common",
     "ProgressPlugin": "common",
     "Diverged": "common",
+    "CopyingSIPlugin": "baselines",
+    "SparseSynapses": "sparse_syn",
+    "SparseSynapsesPlugin": "sparse_syn",
 }
 
 __all__ = sorted(_LAZY)

@@ -70,3 +70,27 @@ class ReplayConfig:
     """Experience replay from a fixed-size memory of past samples (Avalanche Replay)."""
 
     mem_size: int = param(500, "number of stored samples", ge=1)
+
+
+@register_strategy("sparse_syn", builder="clbench.strategies.sparse_syn:build_sparse_syn",
+                   protocol={"weight_decay": 1e-3},  # METHODS.md: without L2 the topology inverts
+                   reference="SET (Mocanu et al. 2018), RigL (Evci et al. 2020); growth and consolidation per "
+                             "experience as proposed by Numenta's sparse dynamic synapses project")
+@dataclass(frozen=True)
+class SparseSynConfig:
+    """Sparse dynamic synapses: SET/RigL prune-and-regrow, new synapses per experience, old ones kept."""
+
+    density: float = param(0.05, "initial connection density of the hidden layers", gt=0, le=1)
+    epsilon: float = param(0.0, "Erdos-Renyi epsilon for the initial density (SET: 20); 0 = use density", ge=0)
+    zeta: float = param(0.3, "fraction of positive and of negative free weights pruned per topology step",
+                        ge=0, le=1)
+    evolve_every: int = param(0, "iterations between topology steps; 0 = after every epoch", ge=0)
+    regrow: str = param("random", "where pruned connections regrow: random (SET) or largest gradient (RigL)",
+                        choices=("random", "gradient"))
+    regrow_init: str = param("zero", "initial weight of a new connection: zero (SET Keras), he (synapses), "
+                                     "normal = N(0,1)/10 (SET SciPy)", choices=("zero", "he", "normal"))
+    grow: float = param(0.02, "new connections per experience after the first, as a fraction of a layer's "
+                              "positions", ge=0, le=1)
+    max_density: float = param(0.2, "cap on each layer's density", gt=0, le=1)
+    old_lr_scale: float = param(0.0, "step scale of consolidated synapses: 0 freezes them, 1 leaves them free",
+                                ge=0, le=1)

@@ -38,11 +38,15 @@ class TaskAwareModel(MultiTaskModule):
         return self.forward(x, task_label)
 
 
+def for_avalanche(net: nn.Module, benchmark: Benchmark) -> nn.Module:
+    """`net` as Avalanche must see it: a MultiTaskModule when it has one head per task."""
+    return TaskAwareModel(net) if benchmark.n_heads > 1 else net
+
+
 def make_model(cfg: RunConfig, benchmark: Benchmark) -> nn.Module:
     """The benchmark's default network, wrapped for Avalanche in task-incremental mode."""
-    net = build_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden,
-                      benchmark.n_heads, benchmark.head_size)
-    return TaskAwareModel(net) if benchmark.n_heads > 1 else net
+    return for_avalanche(build_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden,
+                                     benchmark.n_heads, benchmark.head_size), benchmark)
 
 
 def make_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
@@ -51,9 +55,9 @@ def make_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
 
 
-def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> dict[str, Any]:
-    """Keyword arguments of every Avalanche template built by clbench."""
-    model = make_model(cfg, benchmark)
+def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list, model: nn.Module | None = None) -> dict[str, Any]:
+    """Keyword arguments of every Avalanche template built by clbench (default model: the benchmark's)."""
+    model = model if model is not None else make_model(cfg, benchmark)
     return dict(
         model=model,
         optimizer=make_optimizer(cfg.train, model.parameters()),

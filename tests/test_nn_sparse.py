@@ -137,3 +137,24 @@ def test_sparse_conv_masks_its_kernel():
     dense = torch.nn.functional.conv2d(x := torch.randn(1, 2, 5, 5), conv.weight * conv.mask, conv.bias, padding=1)
     assert torch.allclose(conv(x), dense)
     assert torch.all(conv.weight[conv.mask == 0] == 0)
+
+
+def test_dense_gradient_is_kept_when_asked():
+    torch.manual_seed(0)
+    layer = SparseLinear(4, 3, density=0.5)
+    layer.track_dense_grad = True
+    x = torch.randn(5, 4)
+    layer(x).sum().backward()
+    expected = torch.ones(5, 3).T @ x  # d(sum)/dW for every position, connected or not
+    assert torch.allclose(layer.dense_grad, expected)
+    assert torch.allclose(layer.weight.grad, expected * layer.mask)
+
+
+def test_square_profile_hand_computed():
+    from clbench.nn.sparse import square_profile
+
+    counts = torch.tensor([[0, 0, 0, 0],
+                           [0, 4, 2, 0],
+                           [0, 2, 4, 0],
+                           [0, 0, 0, 0]])
+    assert square_profile(counts) == [3.0, 12 / 16]

@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from clbench.nn.networks import Classifier
+
 REGROW_INITS = ("zero", "he", "normal")
 
 
@@ -116,6 +118,18 @@ class SparseMixin:
         self.register_buffer("mask", random_mask(tuple(self.weight.shape), density, generator))
         self.rezero()
 
+    track_dense_grad: bool = False  # keep the gradient of the masked weight (RigL regrowth)
+    dense_grad: Tensor | None = None
+
+    def _effective_weight(self) -> Tensor:
+        weight = self.weight * self.mask
+        if self.track_dense_grad and weight.requires_grad:
+            weight.register_hook(self._store_dense_grad)
+        return weight
+
+    def _store_dense_grad(self, grad: Tensor) -> None:
+        self.dense_grad = grad.detach()
+
     @torch.no_grad()
     def rezero(self) -> None:
         """Make masked weights exactly zero (call after every optimizer step)."""
@@ -139,7 +153,7 @@ class SparseLinear(SparseMixin, nn.Linear):
         self._init_mask(density, epsilon, in_features, out_features, generator)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self._effective_weight(), self.bias)
 
 
 class SparseConv2d(SparseMixin, nn.Conv2d):
@@ -153,4 +167,23 @@ class SparseConv2d(SparseMixin, nn.Conv2d):
         self._init_mask(density, epsilon, in_channels * k, out_channels * k, generator)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._conv_forward(x, self.weight * self.mask, self.bias)
+        return self._conv_forward(x, self._effective_weight(), self.bias)
+
+
+def sparse_mlp(in_features: int, hidden: tuple[int, ...], n_heads: int, head_size: int, density: float | None,
+               epsilon: float | None, generator: torch.Generator | None = None) -> Classifier:
+    """Flatten, SparseLinear + ReLU per hidden width, then a dense (multi-)head output layer."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width_in, width_out in zip((in_features, *hidden), hidden):
+        layers += [SparseLinear(width_in, width_out, density=density, epsilon=epsilon, generator=generator), nn.ReLU()]
+    return Classifier(nn.Sequential(*layers), hidden[-1] if hidden else in_features, n_heads, head_size)
+
+
+def square_profile(counts: Tensor) -> list[float]:
+    """Mean of a [H, W] map inside centred squares of side 2, 4, ... (up to the map's size)."""
+    height, width = counts.shape
+    profile = []
+    for side in range(2, min(height, width) + 1, 2):
+        top, left = (height - side) // 2, (width - side) // 2
+        profile.append(float(counts[top:top + side, left:left + side].float().mean()))
+    return profile

@@ -1,0 +1,176 @@
+"""sparse_syn: sparse dynamic synapses that grow per experience and consolidate old ones.
+
+`SparseSynapsesPlugin` drives the `SparseMixin` layers of any model: SET/RigL
+topology steps (prune the weights closest to zero, regrow as many at free
+positions), growth of new connections at the start of every experience after
+the first, consolidation of the connections that carried an experience
+(frozen, or slowed by `old_lr_scale`, and never pruned again), and a density
+cap. `SparseSynapses` is an Avalanche `SupervisedTemplate` with the plugin.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.training.templates import SupervisedTemplate
+from torch import Tensor, nn
+
+from clbench.benchmarks.store import Benchmark
+from clbench.config import RunConfig
+from clbench.nn.sparse import (
+    SparseMixin,
+    cosine_zeta,
+    gradient_regrow,
+    random_regrow,
+    regrow_values,
+    reset_optimizer_state,
+    set_prune,
+    sparse_mlp,
+    square_profile,
+)
+from clbench.strategies.common import for_avalanche, template_kwargs
+
+
+def sparse_layers(model: nn.Module) -> list[tuple[str, SparseMixin]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, SparseMixin)]
+
+
+class SparseSynapsesPlugin(SupervisedPlugin):
+    """Evolves, grows and consolidates the connections of a model's sparse layers."""
+
+    def __init__(self, zeta: float = 0.3, evolve_every: int = 0, regrow: str = "random", regrow_init: str = "zero",
+                 grow: float = 0.02, max_density: float = 0.2, old_lr_scale: float = 0.0, seed: int = 0,
+                 input_shape: tuple[int, ...] | None = None):
+        super().__init__()
+        if regrow not in ("random", "gradient"):
+            raise ValueError(f"regrow must be random or gradient, got {regrow!r}")
+        self.zeta, self.evolve_every, self.regrow, self.regrow_init = zeta, evolve_every, regrow, regrow_init
+        self.grow, self.max_density, self.old_lr_scale = grow, max_density, old_lr_scale
+        self.input_shape = input_shape
+        self.generator = torch.Generator().manual_seed(seed)
+        self.frozen: dict[str, Tensor] = {}  # layer name -> consolidated connections
+        self._layers: list[tuple[str, SparseMixin]] = []
+        self._saved: dict[str, Tensor] = {}
+        self._consolidated: set[str] = set()
+        self.iteration = self.step = self.steps_total = 0
+        self.pruned = self.grown = 0
+
+    # ------------------------------------------------------------ callbacks
+    def before_training_exp(self, strategy, **kwargs):
+        self._layers = layers = sparse_layers(strategy.model)
+        for name, layer in layers:
+            self.frozen.setdefault(name, torch.zeros_like(layer.mask, dtype=torch.bool))
+            layer.track_dense_grad = self.regrow == "gradient"
+        self._consolidated = {name for name, frozen in self.frozen.items() if frozen.any()}
+        if self._consolidated:
+            for name, layer in layers:
+                self._grow(strategy, layer, round(self.grow * layer.mask.numel()))
+        self.iteration = self.step = 0
+        per_epoch = max(1, len(strategy.dataloader))
+        iterations = strategy.train_epochs * per_epoch
+        self.steps_total = math.ceil(iterations / self.evolve_every) if self.evolve_every else strategy.train_epochs
+
+    def before_update(self, strategy, **kwargs):
+        if self.old_lr_scale < 1:
+            self._saved = {name: layer.weight.detach().clone() for name, layer in self._layers
+                           if name in self._consolidated}
+
+    def after_update(self, strategy, **kwargs):
+        with torch.no_grad():
+            for name, layer in self._layers:
+                if name in self._saved:  # consolidated synapses: frozen, or moved by old_lr_scale of the step
+                    old = self._saved[name]
+                    kept = old if self.old_lr_scale == 0 else old + self.old_lr_scale * (layer.weight - old)
+                    layer.weight.copy_(torch.where(self.frozen[name], kept, layer.weight))
+                layer.rezero()
+        self.iteration += 1
+        if self.evolve_every and self.iteration % self.evolve_every == 0:
+            self.evolve(strategy)
+
+    def after_training_epoch(self, strategy, **kwargs):
+        if not self.evolve_every:
+            self.evolve(strategy)
+
+    def after_training_exp(self, strategy, **kwargs):
+        for name, layer in sparse_layers(strategy.model):
+            self.frozen[name] |= layer.mask.bool()
+
+    # ------------------------------------------------------------- topology
+    def zeta_now(self) -> float:
+        if self.regrow == "gradient":
+            return cosine_zeta(self.zeta, self.step, self.steps_total)
+        return self.zeta
+
+    @torch.no_grad()
+    def evolve(self, strategy) -> None:
+        """One topology step on every sparse layer: prune by SET's criterion, regrow as many."""
+        zeta = self.zeta_now()
+        self.step += 1
+        if zeta <= 0:
+            return
+        for name, layer in self._layers:
+            prunable = layer.mask.bool() & ~self.frozen[name]
+            removed = set_prune(layer.weight, layer.mask, zeta, prunable)
+            layer.mask.view(-1)[removed] = 0
+            layer.weight.view(-1)[removed] = 0
+            self.pruned += len(removed)
+            self._place(strategy, layer, self._choose(layer, len(removed)), extra_reset=removed)
+
+    def _choose(self, layer: SparseMixin, n: int) -> Tensor:
+        if self.regrow == "gradient" and layer.dense_grad is not None:
+            return gradient_regrow(layer.mask, layer.dense_grad, n)
+        return random_regrow(layer.mask, n, self.generator)
+
+    @torch.no_grad()
+    def _grow(self, strategy, layer: SparseMixin, n: int) -> None:
+        """New connections for a new experience, within the density cap."""
+        room = int(self.max_density * layer.mask.numel()) - layer.connections
+        self._place(strategy, layer, random_regrow(layer.mask, max(0, min(n, room)), self.generator))
+
+    def _place(self, strategy, layer: SparseMixin, idx: Tensor, extra_reset: Tensor | None = None) -> None:
+        fan_in = layer.weight[0].numel()
+        layer.mask.view(-1)[idx] = 1
+        layer.weight.view(-1)[idx] = regrow_values(len(idx), self.regrow_init, fan_in, self.generator)
+        changed = idx if extra_reset is None else torch.cat([idx, extra_reset])
+        reset_optimizer_state(strategy.optimizer, layer.weight, changed)
+        self.grown += len(idx)
+
+    # ------------------------------------------------------------ statistics
+    def record_extras(self, strategy) -> dict:
+        layers = sparse_layers(strategy.model)
+        extras = {
+            "density": {name: layer.density for name, layer in layers},
+            "frozen_fraction": {name: float(self.frozen[name].float().mean()) for name, _ in layers},
+            "connections": {name: layer.connections for name, layer in layers},
+            "pruned_total": self.pruned,
+            "grown_total": self.grown,
+        }
+        if layers and self.input_shape and len(self.input_shape) == 3:
+            first = layers[0][1]
+            counts = first.mask.sum(0).view(self.input_shape).sum(0)  # connections per input pixel
+            extras["topology"] = counts.int().tolist()
+            extras["square_profile"] = square_profile(counts)
+        return extras
+
+
+class SparseSynapses(SupervisedTemplate):
+    """An Avalanche strategy whose sparse layers evolve, grow and consolidate (`SparseSynapsesPlugin`)."""
+
+    def __init__(self, *, model: nn.Module, optimizer, sparse: SparseSynapsesPlugin | None = None,
+                 plugins: list | None = None, **kwargs):
+        self.sparse = sparse or SparseSynapsesPlugin()
+        super().__init__(model=model, optimizer=optimizer, plugins=[*(plugins or []), self.sparse], **kwargs)
+
+
+def build_sparse_syn(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> SparseSynapses:
+    m = cfg.method
+    net = sparse_mlp(math.prod(benchmark.input_shape), cfg.train.hidden, benchmark.n_heads, benchmark.head_size,
+                     density=None if m.epsilon else m.density, epsilon=m.epsilon or None,
+                     generator=torch.Generator().manual_seed(cfg.seed))
+    sparse = SparseSynapsesPlugin(zeta=m.zeta, evolve_every=m.evolve_every, regrow=m.regrow,
+                                  regrow_init=m.regrow_init, grow=m.grow, max_density=m.max_density,
+                                  old_lr_scale=m.old_lr_scale, seed=cfg.seed, input_shape=benchmark.input_shape)
+    return SparseSynapses(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
+                          sparse=sparse)

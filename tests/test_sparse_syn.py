@@ -1,0 +1,127 @@
+"""sparse_syn: consolidation, growth, density bookkeeping, and use in plain Avalanche pipelines."""
+
+import pytest
+import torch
+from torch import nn
+
+from clbench import runner
+from clbench.config import resolve
+from clbench.nn.sparse import SparseLinear
+
+
+def built(scenario="class", **keys):
+    cfg = resolve("split_digits", "sparse_syn", scenario=scenario, cli_values={"epochs": "2", **keys})
+    runner.seed_everything(0)
+    return runner.build(cfg)
+
+
+def layers_of(strategy):
+    from clbench.strategies.sparse_syn import sparse_layers
+
+    return sparse_layers(strategy.model)
+
+
+def test_consolidated_synapses_do_not_change_in_later_experiences():
+    bench, strategy = built()
+    stream = list(bench.train_stream)
+    strategy.train(stream[0])
+    before = {name: (layer.weight.detach().clone(), layer.mask.clone()) for name, layer in layers_of(strategy)}
+    strategy.train(stream[1])
+    strategy.train(stream[2])
+    for name, layer in layers_of(strategy):
+        weight, mask = before[name]
+        kept = mask.bool()
+        assert torch.equal(layer.mask[kept], mask[kept])  # never pruned
+        assert torch.equal(layer.weight.detach()[kept], weight[kept])  # never moved
+
+
+def test_slowed_synapses_move_less_than_free_ones():
+    bench, strategy = built(old_lr_scale="0.1")
+    stream = list(bench.train_stream)
+    strategy.train(stream[0])
+    (name, layer), *_ = layers_of(strategy)
+    old_mask, old_weight = layer.mask.bool().clone(), layer.weight.detach().clone()
+    strategy.train(stream[1])
+    moved_old = (layer.weight.detach() - old_weight)[old_mask].abs().mean()
+    new = layer.mask.bool() & ~old_mask
+    moved_new = layer.weight.detach()[new].abs().mean()  # new synapses start at zero
+    assert 0 < moved_old < moved_new
+
+
+def test_growth_per_experience_and_the_density_cap():
+    bench, strategy = built(grow="0.05", max_density="0.12", density="0.05")
+    stream = list(bench.train_stream)
+    counts = []
+    for exp in stream[:4]:
+        strategy.train(exp)
+        counts.append({name: layer.connections for name, layer in layers_of(strategy)})
+    for name, layer in layers_of(strategy):
+        numel = layer.mask.numel()
+        assert counts[0][name] == round(0.05 * numel)  # topology steps keep the count
+        assert counts[1][name] == counts[0][name] + round(0.05 * numel)
+        assert counts[3][name] == int(0.12 * numel)  # capped
+
+
+def test_topology_steps_prune_and_regrow_the_same_number():
+    bench, strategy = built()
+    strategy.train(list(bench.train_stream)[0])
+    plugin = strategy.sparse
+    assert plugin.pruned > 0 and plugin.pruned == plugin.grown
+
+
+def test_gradient_regrowth_keeps_dense_gradients_and_decays_zeta():
+    bench, strategy = built(regrow="gradient")
+    strategy.train(list(bench.train_stream)[0])
+    assert all(layer.dense_grad is not None for _, layer in layers_of(strategy))
+    assert strategy.sparse.zeta_now() < strategy.sparse.zeta
+
+
+def test_record_extras_topology_and_profile():
+    record = runner.run(resolve("split_digits", "sparse_syn", cli_values={"epochs": "1"}))
+    extras = record.extras
+    assert len(extras["density"]) == 5 and len(extras["topology"]) == 5
+    assert len(extras["topology"][0]) == 8 and len(extras["topology"][0][0]) == 8
+    assert len(extras["square_profile"][0]) == 4
+    first = list(extras["connections"][0])[0]
+    assert sum(map(sum, extras["topology"][0])) == extras["connections"][0][first]
+    assert extras["frozen_fraction"][-1][first] > 0
+    assert record.model["density"] < 0.5
+
+
+def _avalanche_benchmark():
+    """Class-incremental digits from Avalanche's own generator (no clbench data code)."""
+    from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmark
+    from avalanche.benchmarks.scenarios.task_aware import with_task_labels
+    from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset as tensor_dataset
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.data, dtype=torch.float32) / 16
+    y = torch.tensor(digits.target)
+    data = {"train": tensor_dataset(x[:1400], y[:1400]), "test": tensor_dataset(x[1400:], y[1400:])}
+    return with_task_labels(class_incremental_benchmark(data, class_order=list(range(10)), num_experiences=5))
+
+
+@pytest.mark.parametrize("form", ["strategy", "plugin"])
+def test_in_a_hand_built_avalanche_pipeline(form):
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.training import Naive
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from clbench.strategies import SparseSynapses, SparseSynapsesPlugin
+
+    torch.manual_seed(0)
+    model = nn.Sequential(SparseLinear(64, 64, density=0.2), nn.ReLU(), nn.Linear(64, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    plugin = SparseSynapsesPlugin(grow=0.05, max_density=0.5)
+    evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
+    common = dict(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=32,
+                  train_epochs=8, eval_mb_size=256, evaluator=evaluator)
+    strategy = SparseSynapses(sparse=plugin, **common) if form == "strategy" else Naive(plugins=[plugin], **common)
+    bench = _avalanche_benchmark()
+    for exp in bench.train_stream[:2]:
+        strategy.train(exp)
+    metrics = strategy.eval(bench.test_stream[:2])
+    assert metrics["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"] > 0.8
+    assert plugin.frozen["0"].sum() > 0 and plugin.pruned > 0
+    assert model[0].connections == round(0.2 * 64 * 64) + round(0.05 * 64 * 64)
