@@ -140,6 +140,8 @@ def plot_curves(frame, out_dir: Path, fmt: str) -> list[Path]:
 
 def plot(frame, records: list[dict], kind: str, out_dir: Path, fmt: str) -> list[Path]:
     """Draw `kind` for the runs in `frame`; a clear UsageError if they do not support it."""
+    import clbench.strategies  # noqa: F401  (registers the strategies' own plot kinds; torch-free)
+
     if kind not in PLOT_KINDS:
         valid = sorted(PLOT_KINDS)
         raise UsageError(f"unknown plot kind '{kind}'.{suggest(kind, valid)} Valid kinds: {', '.join(valid)}.")

@@ -90,10 +90,10 @@ def records_frame(records: list[dict]) -> "pd.DataFrame":
             "train_s": (r.get("timing") or {}).get("train_total"),
             "parameters": (r.get("model") or {}).get("parameters"),
             "density": (r.get("model") or {}).get("density"),
-            "matrix": r["accuracy_matrix"], "initial": r.get("initial_accuracy"),
+            "matrix": r["accuracy_matrix"], "initial": r.get("initial_accuracy"), "extras": r.get("extras") or {},
         })
     frame = pd.DataFrame(rows, columns=["benchmark", "scenario", "strategy", "seed", "status", "run_id", "config",
-                                        *COLUMNS, "matrix", "initial"])
+                                        *COLUMNS, "matrix", "initial", "extras"])
     frame["variant"] = ""
     for _, idx in frame.groupby(["benchmark", "scenario", "strategy"]).groups.items():
         configs = [frame.at[i, "config"] for i in idx]

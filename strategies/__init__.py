@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from clbench.strategies import catalog  # noqa: F401  (registers the strategies)
+from clbench.strategies import catalog, figures  # noqa: F401  (registers the strategies and their plots)
 
 # public name -> module that defines it (imported lazily)
 _LAZY = {

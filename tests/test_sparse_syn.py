@@ -125,3 +125,27 @@ def test_in_a_hand_built_avalanche_pipeline(form):
     assert metrics["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"] > 0.8
     assert plugin.frozen["0"].sum() > 0 and plugin.pruned > 0
     assert model[0].connections == round(0.2 * 64 * 64) + round(0.05 * 64 * 64)
+
+
+def centre_profile(weight_decay: str) -> list[float]:
+    keys = {"n_experiences": "1", "epochs": "30", "density": "0.2", "evolve_every": "5", "regrow_init": "he",
+            "weight_decay": weight_decay}
+    return runner.run(resolve("split_digits", "sparse_syn", cli_values=keys)).extras["square_profile"][-1]
+
+
+def test_weight_decay_moves_connections_to_the_informative_centre():
+    """Untrained border weights shrink under L2 and are pruned; without it they survive."""
+    with_decay, without = centre_profile("1e-3"), centre_profile("0")
+    assert all(inner > outer for inner, outer in zip(with_decay, with_decay[1:]))  # decreases outward
+    assert with_decay[0] - with_decay[-1] > 2 * (without[0] - without[-1])
+
+
+def test_topology_figure(cli, tmp_path):
+    from clbench.records import write_record
+
+    record = runner.run(resolve("split_digits", "sparse_syn", cli_values={"epochs": "1"}))
+    path = write_record(record, tmp_path / "runs")
+    result = cli("plot", path, "--kind", "topology", "--out", tmp_path / "figs")
+    assert result.code == 0, result.err
+    (figure,) = (tmp_path / "figs").iterdir()
+    assert figure.name == f"topology_split_digits_class_sparse_syn_{record.run_id}.png"
