@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# The main job: the offline digits benchmark, seconds per run.
+# The main job: sparse dynamic synapses on the offline digits benchmark, seconds per run.
 run: install
-	$(BIN)/clbench run --benchmark split_digits --strategy naive --seed 0
+	$(BIN)/clbench run --benchmark split_digits --strategy sparse_syn --seed 0
 
 test: install
 	$(BIN)/python -m pytest -q

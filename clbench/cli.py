@@ -128,7 +128,7 @@ def run(**options: Any) -> None:
 
 
 def _print_record(record, path: Path) -> None:
-    from clbench.display import format_matrix, format_metrics
+    from clbench.display import format_extras, format_matrix, format_metrics
 
     click.echo(f"\n{record.benchmark} / {record.strategy} / {record.scenario} / seed {record.seed}  "
                f"[{record.status}]")
@@ -136,6 +136,8 @@ def _print_record(record, path: Path) -> None:
     labels = ["joint"] if record.extras.get("joint") else None
     click.echo(format_matrix(record.accuracy_matrix, record.initial_accuracy, labels))
     click.echo(format_metrics(record.metrics))
+    for line in format_extras(record.extras):
+        click.echo(line)
     t, m = record.timing, record.model
     click.echo(f"train {t['train_total']:.2f}s, eval {t['eval_total']:.2f}s, total {t['total']:.2f}s; "
                f"{m['parameters']:,} parameters (density {m['density']:.3f})")

@@ -34,6 +34,27 @@ def format_metrics(metrics: dict[str, float | None]) -> str:
     return "  ".join(parts) if parts else "(no metrics: the run did not complete)"
 
 
+def _short(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, dict, list)):
+        return None
+    if isinstance(value, (int, float)):
+        return f"{value:.4g}"
+    if isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values()):
+        return ", ".join(f"{k} {v:.4g}" for k, v in value.items())
+    if isinstance(value, list) and len(value) <= 16 and all(isinstance(v, (int, float)) for v in value):
+        return "[" + " ".join(f"{v:.3g}" for v in value) + "]"
+    return None
+
+
+def format_extras(extras: dict[str, Any]) -> list[str]:
+    """One line per method-specific statistic after the last experience (compact values only)."""
+    lines = []
+    for key, values in extras.items():
+        if isinstance(values, list) and values and (text := _short(values[-1])) is not None:
+            lines.append(f"{key}: {text}")
+    return lines
+
+
 def describe_keys(config_cls: type, defaults: dict[str, Any] | None = None) -> list[str]:
     """One line per key: name, type, default (after protocol overrides), help."""
     hints = typing.get_type_hints(config_cls)

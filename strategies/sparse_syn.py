@@ -27,7 +27,8 @@ from clbench.nn.sparse import (
     regrow_values,
     reset_optimizer_state,
     set_prune,
-    sparse_mlp,
+    SparseLinear,
+    sparse_model,
     square_profile,
 )
 from clbench.strategies.common import for_avalanche, template_kwargs
@@ -147,8 +148,8 @@ class SparseSynapsesPlugin(SupervisedPlugin):
             "pruned_total": self.pruned,
             "grown_total": self.grown,
         }
-        if layers and self.input_shape and len(self.input_shape) == 3:
-            first = layers[0][1]
+        first = layers[0][1] if layers else None
+        if isinstance(first, SparseLinear) and self.input_shape and len(self.input_shape) == 3:
             counts = first.mask.sum(0).view(self.input_shape).sum(0)  # connections per input pixel
             extras["topology"] = counts.int().tolist()
             extras["square_profile"] = square_profile(counts)
@@ -166,9 +167,9 @@ class SparseSynapses(SupervisedTemplate):
 
 def build_sparse_syn(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> SparseSynapses:
     m = cfg.method
-    net = sparse_mlp(math.prod(benchmark.input_shape), cfg.train.hidden, benchmark.n_heads, benchmark.head_size,
-                     density=None if m.epsilon else m.density, epsilon=m.epsilon or None,
-                     generator=torch.Generator().manual_seed(cfg.seed))
+    net = sparse_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
+                       benchmark.head_size, density=None if m.epsilon else m.density, epsilon=m.epsilon or None,
+                       generator=torch.Generator().manual_seed(cfg.seed))
     sparse = SparseSynapsesPlugin(zeta=m.zeta, evolve_every=m.evolve_every, regrow=m.regrow,
                                   regrow_init=m.regrow_init, grow=m.grow, max_density=m.max_density,
                                   old_lr_scale=m.old_lr_scale, seed=cfg.seed, input_shape=benchmark.input_shape)

@@ -149,3 +149,17 @@ def test_topology_figure(cli, tmp_path):
     assert result.code == 0, result.err
     (figure,) = (tmp_path / "figs").iterdir()
     assert figure.name == f"topology_split_digits_class_sparse_syn_{record.run_id}.png"
+
+
+def test_split_cifar10_uses_sparse_convolutions(cli, read_records, tmp_path, generated_root):
+    from clbench.nn.sparse import SparseConv2d
+
+    cfg = resolve("split_cifar10", "sparse_syn", data_root=str(generated_root), download=False)
+    _, strategy = runner.build(cfg)
+    convs = [m for m in strategy.model.modules() if isinstance(m, SparseConv2d)]
+    assert len(convs) == 20 and all(abs(c.density - 0.05) < 0.01 for c in convs)
+    result = cli("run", "-b", "split_cifar10", "-s", "sparse_syn", "--iterations", "3", "--n-experiences", "2",
+                 "--data-root", generated_root, "-q", "--out", tmp_path / "o")
+    assert result.code == 0, result.err
+    (record,) = read_records(tmp_path / "o")
+    assert record["status"] == "ok" and "topology" not in record["extras"] and len(record["extras"]["density"]) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -9,15 +11,15 @@ from torch.nn import functional as F
 class BasicBlock(nn.Module):
     """Two 3x3 conv + BN layers with a (projected) identity shortcut."""
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, conv: Callable[..., nn.Module] = nn.Conv2d):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.conv1 = conv(in_planes, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.conv2 = conv(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.shortcut = nn.Sequential()
         if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+            self.shortcut = nn.Sequential(conv(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -25,13 +27,14 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-def reduced_resnet18_features(in_channels: int, nf: int = 20) -> tuple[nn.Sequential, int]:
-    """The feature extractor and its output width (8 * nf)."""
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, nf, 3, 1, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU()]
+def reduced_resnet18_features(in_channels: int, nf: int = 20,
+                              conv: Callable[..., nn.Module] = nn.Conv2d) -> tuple[nn.Sequential, int]:
+    """The feature extractor and its output width (8 * nf); `conv` builds every convolution."""
+    layers: list[nn.Module] = [conv(in_channels, nf, 3, 1, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU()]
     in_planes = nf
     for mult, stride in ((1, 1), (2, 2), (4, 2), (8, 2)):
         for block_stride in (stride, 1):
-            layers.append(BasicBlock(in_planes, nf * mult, block_stride))
+            layers.append(BasicBlock(in_planes, nf * mult, block_stride, conv))
             in_planes = nf * mult
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return nn.Sequential(*layers), in_planes

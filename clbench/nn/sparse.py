@@ -13,6 +13,7 @@ of the update fraction.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -170,9 +171,16 @@ class SparseConv2d(SparseMixin, nn.Conv2d):
         return self._conv_forward(x, self._effective_weight(), self.bias)
 
 
-def sparse_mlp(in_features: int, hidden: tuple[int, ...], n_heads: int, head_size: int, density: float | None,
-               epsilon: float | None, generator: torch.Generator | None = None) -> Classifier:
-    """Flatten, SparseLinear + ReLU per hidden width, then a dense (multi-)head output layer."""
+def sparse_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int, ...], n_heads: int, head_size: int,
+                 density: float | None, epsilon: float | None, generator: torch.Generator | None = None) -> Classifier:
+    """The sparse twin of `build_model`: sparse hidden layers or convolutions, a dense (multi-)head output."""
+    if backbone == "resnet18_reduced":
+        from clbench.nn.resnet import reduced_resnet18_features
+
+        conv = functools.partial(SparseConv2d, density=density, epsilon=epsilon, generator=generator)
+        features, width = reduced_resnet18_features(input_shape[0], conv=conv)
+        return Classifier(features, width, n_heads, head_size)
+    in_features = math.prod(input_shape)
     layers: list[nn.Module] = [nn.Flatten()]
     for width_in, width_out in zip((in_features, *hidden), hidden):
         layers += [SparseLinear(width_in, width_out, density=density, epsilon=epsilon, generator=generator), nn.ReLU()]
