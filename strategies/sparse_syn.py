@@ -56,7 +56,7 @@ class SparseSynapsesPlugin(SupervisedPlugin):
         self._saved: dict[str, Tensor] = {}
         self._consolidated: set[str] = set()
         self.iteration = self.step = self.steps_total = 0
-        self.pruned = self.grown = 0
+        self.pruned = self.regrown = self.grown = 0  # topology prunes and regrowths; growth per experience
 
     # ------------------------------------------------------------ callbacks
     def before_training_exp(self, strategy, **kwargs):
@@ -95,7 +95,7 @@ class SparseSynapsesPlugin(SupervisedPlugin):
             self.evolve(strategy)
 
     def after_training_exp(self, strategy, **kwargs):
-        for name, layer in sparse_layers(strategy.model):
+        for name, layer in self._layers:
             self.frozen[name] |= layer.mask.bool()
 
     # ------------------------------------------------------------- topology
@@ -117,7 +117,7 @@ class SparseSynapsesPlugin(SupervisedPlugin):
             layer.mask.view(-1)[removed] = 0
             layer.weight.view(-1)[removed] = 0
             self.pruned += len(removed)
-            self._place(strategy, layer, self._choose(layer, len(removed)), extra_reset=removed)
+            self.regrown += self._place(strategy, layer, self._choose(layer, len(removed)), extra_reset=removed)
 
     def _choose(self, layer: SparseMixin, n: int) -> Tensor:
         if self.regrow == "gradient" and layer.dense_grad is not None:
@@ -128,15 +128,17 @@ class SparseSynapsesPlugin(SupervisedPlugin):
     def _grow(self, strategy, layer: SparseMixin, n: int) -> None:
         """New connections for a new experience, within the density cap."""
         room = int(self.max_density * layer.mask.numel()) - layer.connections
-        self._place(strategy, layer, random_regrow(layer.mask, max(0, min(n, room)), self.generator))
+        self.grown += self._place(strategy, layer, random_regrow(layer.mask, max(0, min(n, room)), self.generator))
 
-    def _place(self, strategy, layer: SparseMixin, idx: Tensor, extra_reset: Tensor | None = None) -> None:
+    @torch.no_grad()
+    def _place(self, strategy, layer: SparseMixin, idx: Tensor, extra_reset: Tensor | None = None) -> int:
+        """Connect `idx` with fresh weights and fresh optimizer state; returns how many."""
         fan_in = layer.weight[0].numel()
         layer.mask.view(-1)[idx] = 1
         layer.weight.view(-1)[idx] = regrow_values(len(idx), self.regrow_init, fan_in, self.generator)
         changed = idx if extra_reset is None else torch.cat([idx, extra_reset])
         reset_optimizer_state(strategy.optimizer, layer.weight, changed)
-        self.grown += len(idx)
+        return len(idx)
 
     # ------------------------------------------------------------ statistics
     def record_extras(self, strategy) -> dict:
@@ -146,6 +148,7 @@ class SparseSynapsesPlugin(SupervisedPlugin):
             "frozen_fraction": {name: float(self.frozen[name].float().mean()) for name, _ in layers},
             "connections": {name: layer.connections for name, layer in layers},
             "pruned_total": self.pruned,
+            "regrown_total": self.regrown,
             "grown_total": self.grown,
         }
         first = layers[0][1] if layers else None
