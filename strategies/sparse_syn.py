@@ -79,13 +79,14 @@ class SparseSynapsesPlugin(SupervisedPlugin):
                            if name in self._consolidated}
 
     def after_update(self, strategy, **kwargs):
+        # Masked weights need no re-zeroing: they get zero gradient, and their optimizer
+        # state is reset whenever the topology changes, so every optimizer leaves them at 0.
         with torch.no_grad():
             for name, layer in self._layers:
                 if name in self._saved:  # consolidated synapses: frozen, or moved by old_lr_scale of the step
                     old = self._saved[name]
                     kept = old if self.old_lr_scale == 0 else old + self.old_lr_scale * (layer.weight - old)
                     layer.weight.copy_(torch.where(self.frozen[name], kept, layer.weight))
-                layer.rezero()
         self.iteration += 1
         if self.evolve_every and self.iteration % self.evolve_every == 0:
             self.evolve(strategy)

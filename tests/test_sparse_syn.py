@@ -165,3 +165,11 @@ def test_split_cifar10_uses_sparse_convolutions(cli, read_records, tmp_path, gen
     assert result.code == 0, result.err
     (record,) = read_records(tmp_path / "o")
     assert record["status"] == "ok" and "topology" not in record["extras"] and len(record["extras"]["density"]) == 2
+
+
+def test_masked_weights_are_exactly_zero_after_a_run_with_weight_decay():
+    bench, strategy = built(scenario="task")
+    for exp in list(bench.train_stream)[:3]:
+        strategy.train(exp)
+    for _, layer in layers_of(strategy):
+        assert torch.all(layer.weight[layer.mask == 0] == 0)
