@@ -38,23 +38,38 @@ class StoreSamples(Dataset):
         return self.store.fetch(rows, self.exp.permutation)[0], int(self.exp.targets[index])
 
 
-def experience_dataset(store: TensorStore, exp: ExperienceData):
-    """An Avalanche classification dataset (x, y, task) for one experience."""
+def experience_dataset(store: TensorStore, exp: ExperienceData, as_list=lambda t: t.tolist()):
+    """An Avalanche classification dataset (x, y, task) for one experience.
+
+    `as_list` turns the row and target tensors into the lists Avalanche stores;
+    `make_streams` passes one that converts each shared tensor only once.
+    """
     n = len(exp)
     attributes = [
-        DataAttribute(exp.targets.tolist(), "targets"),
+        DataAttribute(as_list(exp.targets), "targets"),
         DataAttribute(ConstantSequence(exp.task_label, n), "targets_task_labels", use_in_getitem=True),
-        DataAttribute(exp.rows.tolist(), "sample_row"),
+        DataAttribute(as_list(exp.rows), "sample_row"),
         DataAttribute(ConstantSequence(exp.permutation, n), "sample_permutation"),
     ]
     return TaskAwareSupervisedClassificationDataset([StoreSamples(store, exp)], data_attributes=attributes)
 
 
 def make_streams(benchmark: Benchmark):
-    """(train_stream, test_stream) with classes timeline and task labels."""
+    """(train_stream, test_stream) with classes timeline and task labels.
+
+    Permuted experiences share their row and target tensors; their lists are
+    shared too, so the streams do not grow with the number of permutations.
+    """
+    lists: dict[int, list] = {}
+
+    def as_list(tensor: torch.Tensor) -> list:
+        if id(tensor) not in lists:
+            lists[id(tensor)] = tensor.tolist()
+        return lists[id(tensor)]
+
     scenario = benchmark_from_datasets(
-        train=[experience_dataset(benchmark.store, e) for e in benchmark.train],
-        test=[experience_dataset(benchmark.store, e) for e in benchmark.test],
+        train=[experience_dataset(benchmark.store, e, as_list) for e in benchmark.train],
+        test=[experience_dataset(benchmark.store, e, as_list) for e in benchmark.test],
     )
     scenario = with_task_labels(with_classes_timeline(scenario))
     return scenario.streams["train"], scenario.streams["test"]

@@ -71,3 +71,11 @@ def test_foreign_datasets_fall_back_to_avalanche_loading():
 
     foreign = _make_taskaware_tensor_classification_dataset(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))
     assert tensor_batches(foreign, digits().store, 2, False) is None
+
+
+def test_permuted_streams_share_their_label_and_row_lists():
+    bench = digits("permuted_digits")
+    datasets = [exp.dataset for exp in bench.train_stream]
+    columns = [d._data_attributes["sample_row"].data._datasets[0] for d in datasets]
+    targets = [d._data_attributes["targets"].data._datasets[0] for d in datasets]
+    assert all(c is columns[0] for c in columns) and all(t is targets[0] for t in targets)
