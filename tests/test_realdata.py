@@ -47,9 +47,15 @@ def test_short_permuted_mnist_run():
 
 
 @pytest.mark.slow
-def test_split_mnist_naive_default_protocol_stays_in_its_band():
-    record = runner.run(resolve("split_mnist", "naive", data_root=ROOT, download=False))
+def test_split_mnist_naive_default_protocol_reproduces_its_reference_record():
+    """The reference cell split_mnist / naive / class / seed 0: in its band, and bit-identical."""
+    import json
+
+    record = runner.run(resolve("split_mnist", "naive", data_root=ROOT, download=False, threads=1))
     assert 0.17 <= record.metrics["acc"] <= 0.23
+    reference = Path(__file__).resolve().parents[1] / "results" / "reference" / "split_mnist" / "naive"
+    committed = json.loads((reference / f"{record.run_id}.json").read_text())
+    assert record.accuracy_matrix == committed["accuracy_matrix"]
 
 
 @pytest.mark.slow
