@@ -7,7 +7,6 @@ imports torch and Avalanche when it starts training.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from statistics import fmean, stdev

@@ -206,10 +206,6 @@ def _owner_map(bench: Entry, strat: Entry) -> dict[str, type]:
     return owners
 
 
-def valid_keys(benchmark: str, strategy: str) -> list[str]:
-    return sorted(_owner_map(BENCHMARKS.get(benchmark), STRATEGIES.get(strategy)))
-
-
 def resolve(
     benchmark: str,
     strategy: str,

@@ -15,7 +15,6 @@ from typing import Any
 from clbench.errors import UsageError
 
 SCHEMA = 1
-STATUSES = ("ok", "diverged", "failed")
 
 
 @dataclass
@@ -34,7 +33,7 @@ class RunRecord:
     metrics: dict[str, float | None]
     timing: dict[str, Any]
     model: dict[str, Any]
-    status: str = "ok"
+    status: str = "ok"  # ok | diverged | failed
     extras: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 GROUP_KEYS = ("benchmark", "scenario", "strategy", "variant")
 COLUMNS = METRICS + ("train_s", "parameters", "density")
-FORMATS = ("table", "markdown", "csv", "latex", "json")
 LOWER_IS_BETTER = {"forgetting", "train_s", "parameters", "density"}
 REQUIRED = {"schema", "run_id", "benchmark", "strategy", "scenario", "seed", "config", "accuracy_matrix", "metrics"}
 
