@@ -37,7 +37,9 @@ def format_metrics(metrics: dict[str, float | None]) -> str:
 def _short(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, dict, list)):
         return None
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values()):
         return ", ".join(f"{k} {v:.4g}" for k, v in value.items())

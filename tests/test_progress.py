@@ -37,6 +37,6 @@ def test_quiet_is_silent():
 def test_compact_extras_are_summarised_after_the_last_experience():
     from clbench.display import format_extras
 
-    extras = {"joint": True, "density": [{"a": 0.5}, {"a": 0.25}], "pruned_total": [3, 7],
+    extras = {"joint": True, "density": [{"a": 0.5}, {"a": 0.25}], "pruned_total": [3, 16230],
               "square_profile": [[3.0, 2.0], [4.0, 1.5]], "topology": [[[1, 2], [3, 4]]] * 2}
-    assert format_extras(extras) == ["density: a 0.25", "pruned_total: 7", "square_profile: [4 1.5]"]
+    assert format_extras(extras) == ["density: a 0.25", "pruned_total: 16230", "square_profile: [4 1.5]"]
