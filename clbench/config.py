@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -113,9 +114,9 @@ def _parse_scalar(kind: type, raw: Any) -> Any:
             raise ValueError
         return int(str(raw).strip()) if isinstance(raw, str) else int(raw)
     if kind is float:
-        if isinstance(raw, bool):
+        if isinstance(raw, bool) or not math.isfinite(value := float(raw)):
             raise ValueError
-        return float(raw)
+        return value
     if kind is str:
         if not isinstance(raw, str):
             raise ValueError

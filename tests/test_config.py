@@ -25,6 +25,8 @@ def test_coerce_parses_by_field_type(key, raw, expected):
     ("epochs", "0", ">= 1"),
     ("lr", "-1", "> 0"),
     ("lr", "fast", "expected a number"),
+    ("lr", "inf", "expected a number"),
+    ("weight_decay", "nan", "expected a number"),
     ("optimizer", "rmsprop", "one of sgd, adam"),
     ("hidden", "400,x", "comma-separated list of ints"),
     ("momentum", "1.5", "<= 1"),
