@@ -26,9 +26,9 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def param(default: Any, help: str, *, choices: tuple | None = None, ge=None, gt=None, le=None):
+def param(default: Any, help: str, *, choices: tuple | None = None, ge=None, gt=None, le=None, lt=None):
     """A config field with its help text and bounds (checked by `coerce`)."""
-    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le}
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
     if isinstance(default, (list, tuple)):
         return field(default=tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -91,7 +91,7 @@ def _bounds_error(key: str, value: Any, meta: Mapping[str, Any]) -> str | None:
     if meta.get("choices") and value not in meta["choices"]:
         return f"one of {', '.join(map(str, meta['choices']))}"
     checks = (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
-              ("le", lambda v, b: v <= b, "<="))
+              ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<"))
     for name, ok, sign in checks:
         bound = meta.get(name)
         if bound is not None:

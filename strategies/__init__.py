@@ -21,6 +21,8 @@ _LAZY = {
     "CopyingSIPlugin": "baselines",
     "SparseSynapses": "sparse_syn",
     "SparseSynapsesPlugin": "sparse_syn",
+    "KWinners": "kwinners",
+    "KWinnersPlugin": "kwinners",
 }
 
 __all__ = sorted(_LAZY)

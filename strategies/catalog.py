@@ -97,3 +97,22 @@ class SparseSynConfig:
     max_density: float = param(0.2, "cap on each layer's density", gt=0, le=1)
     old_lr_scale: float = param(0.0, "step scale of consolidated synapses: 0 freezes them, 1 leaves them free",
                                 ge=0, le=1)
+
+
+@register_strategy("kwinners", builder="clbench.strategies.kwinners:build_kwinners",
+                   reference="Ahmad & Scheinkman 2019 (How Can We Be So Dense?); nupic.torch semantics; "
+                             "Iyer et al. 2022 for the permuted MNIST setting (results/reference/configs)")
+@dataclass(frozen=True)
+class KWinnersConfig:
+    """k-winners-take-all activations with boosting, plus fixed sparse weights (Numenta)."""
+
+    percent_on: float = param(0.1, "fraction of hidden units that win (k = round(n * percent_on))", gt=0, le=1)
+    percent_on_conv: float = param(0.25, "fraction of channels that win at each location (convolutional nets)",
+                                   gt=0, le=1)
+    sparsity: float = param(0.5, "fraction of zero weights per hidden unit (fixed random mask)", ge=0, lt=1)
+    sparsity_conv: float = param(0.5, "fraction of zero weights per output channel of a convolution", ge=0, lt=1)
+    k_inference_factor: float = param(1.5, "k at evaluation is int(k * k_inference_factor)", ge=1)
+    boost_strength: float = param(1.0, "initial boost strength beta (winners chosen on x * exp(-beta * duty))",
+                                  ge=0)
+    boost_strength_factor: float = param(0.9, "beta is multiplied by this once per epoch", ge=0, le=1)
+    duty_cycle_period: int = param(1000, "samples over which duty cycles are averaged", ge=1)

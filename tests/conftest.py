@@ -19,6 +19,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from clbench.cli import main
@@ -170,3 +171,18 @@ def save_records():
 @pytest.fixture
 def make_record():
     return fake_record
+
+
+@pytest.fixture(scope="session")
+def avalanche_digits():
+    """Class-incremental digits (5 experiences) built by Avalanche's own generators, no clbench data code."""
+    from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmark
+    from avalanche.benchmarks.scenarios.task_aware import with_task_labels
+    from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset as tensor_dataset
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.data, dtype=torch.float32) / 16
+    y = torch.tensor(digits.target)
+    data = {"train": tensor_dataset(x[:1400], y[:1400]), "test": tensor_dataset(x[1400:], y[1400:])}
+    return with_task_labels(class_incremental_benchmark(data, class_order=list(range(10)), num_experiences=5))

@@ -90,22 +90,8 @@ def test_record_extras_topology_and_profile():
     assert record.model["density"] < 0.5
 
 
-def _avalanche_benchmark():
-    """Class-incremental digits from Avalanche's own generator (no clbench data code)."""
-    from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmark
-    from avalanche.benchmarks.scenarios.task_aware import with_task_labels
-    from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset as tensor_dataset
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = torch.tensor(digits.data, dtype=torch.float32) / 16
-    y = torch.tensor(digits.target)
-    data = {"train": tensor_dataset(x[:1400], y[:1400]), "test": tensor_dataset(x[1400:], y[1400:])}
-    return with_task_labels(class_incremental_benchmark(data, class_order=list(range(10)), num_experiences=5))
-
-
 @pytest.mark.parametrize("form", ["strategy", "plugin"])
-def test_in_a_hand_built_avalanche_pipeline(form):
+def test_in_a_hand_built_avalanche_pipeline(form, avalanche_digits):
     from avalanche.evaluation.metrics import accuracy_metrics
     from avalanche.training import Naive
     from avalanche.training.plugins import EvaluationPlugin
@@ -120,7 +106,7 @@ def test_in_a_hand_built_avalanche_pipeline(form):
     common = dict(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=32,
                   train_epochs=8, eval_mb_size=256, evaluator=evaluator)
     strategy = SparseSynapses(sparse=plugin, **common) if form == "strategy" else Naive(plugins=[plugin], **common)
-    bench = _avalanche_benchmark()
+    bench = avalanche_digits
     for exp in bench.train_stream[:2]:
         strategy.train(exp)
     metrics = strategy.eval(bench.test_stream[:2])

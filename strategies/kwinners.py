@@ -1,0 +1,128 @@
+"""kwinners: k-winners-take-all activations with boosting and fixed sparse weights.
+
+`KWinnersPlugin` drives the `clbench.nn.kwinners` modules of any model: it
+re-applies the weight masks after every optimizer step, decays the boost
+strength once per epoch and records activity statistics. `KWinners` is an
+Avalanche `SupervisedTemplate` with the plugin.
+"""
+
+from __future__ import annotations
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.models import MultiTaskModule
+from avalanche.training.templates import SupervisedTemplate
+from torch import Tensor, nn
+
+from clbench.benchmarks.store import Benchmark
+from clbench.config import RunConfig
+from clbench.nn.kwinners import kwinners_layers, kwinners_model, rezero_weights, update_boost_strength
+from clbench.strategies.common import for_avalanche, template_kwargs
+
+
+def duty_cycle_entropy(duty_cycles: Tensor) -> float:
+    """Mean binary entropy (bits) of the units' duty cycles: high when every unit is used evenly."""
+    p = duty_cycles.clamp(1e-12, 1 - 1e-12)
+    return float((-(p * p.log2()) - (1 - p) * (1 - p).log2()).mean())
+
+
+class ActivityProbe:
+    """Fraction of active (> 0) units per sample at every k-WTA layer, gathered by forward hooks."""
+
+    def __init__(self, model: nn.Module):
+        self.fractions: dict[str, list[Tensor]] = {}
+        self.handles = [module.register_forward_hook(self._hook(name)) for name, module in kwinners_layers(model)]
+
+    def _hook(self, name: str):
+        def record(module, inputs, output):
+            self.fractions.setdefault(name, []).append((output.detach() > 0).flatten(1).float().mean(1))
+        return record
+
+    def summary(self) -> dict[str, list[float]]:
+        """{layer: [mean, std]} over every sample seen."""
+        out = {}
+        for name, chunks in self.fractions.items():
+            values = torch.cat(chunks)
+            out[name] = [float(values.mean()), float(values.std()) if len(values) > 1 else 0.0]
+        return out
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+class KWinnersPlugin(SupervisedPlugin):
+    """Keeps sparse weights sparse, decays boosting per epoch, and measures activity."""
+
+    def __init__(self, probe_samples: int = 2048):
+        super().__init__()
+        self.probe_samples = probe_samples
+        self._train_probe: ActivityProbe | None = None
+        self.train_activity: dict[str, list[float]] = {}
+        self.eval_activity: dict[str, list[float]] = {}
+
+    def before_training_exp(self, strategy, **kwargs):
+        self._train_probe = ActivityProbe(strategy.model)
+
+    def after_update(self, strategy, **kwargs):
+        rezero_weights(strategy.model)
+
+    def after_training_epoch(self, strategy, **kwargs):
+        update_boost_strength(strategy.model)
+
+    def after_training_exp(self, strategy, **kwargs):
+        if self._train_probe is not None:
+            self.train_activity = self._train_probe.summary()
+            self._train_probe.remove()
+            self._train_probe = None
+        self.eval_activity = self.measure_eval_activity(strategy)
+
+    @torch.no_grad()
+    def measure_eval_activity(self, strategy) -> dict[str, list[float]]:
+        """Activity in eval mode on up to `probe_samples` training samples of the experience just learnt."""
+        model = strategy.model
+        was_training = model.training
+        model.eval()
+        probe = ActivityProbe(model)
+        try:
+            seen = 0
+            for batch in strategy.dataloader:
+                x, t = batch[0].to(strategy.device), batch[-1].to(strategy.device)
+                model(x, t) if isinstance(model, MultiTaskModule) else model(x)
+                seen += len(x)
+                if seen >= self.probe_samples:
+                    break
+        finally:
+            probe.remove()
+            model.train(was_training)
+        return probe.summary()
+
+    def record_extras(self, strategy) -> dict:
+        layers = kwinners_layers(strategy.model)
+        return {
+            "active_train": self.train_activity,
+            "active_eval": self.eval_activity,
+            "duty_cycle_entropy": {name: duty_cycle_entropy(layer.duty_cycles) for name, layer in layers},
+            "boost_strength": {name: float(layer.boost_strength) for name, layer in layers},
+        }
+
+
+class KWinners(SupervisedTemplate):
+    """An Avalanche strategy for models with k-WTA layers and sparse weights (`KWinnersPlugin`)."""
+
+    def __init__(self, *, model: nn.Module, optimizer, kwinners: KWinnersPlugin | None = None,
+                 plugins: list | None = None, **kwargs):
+        self.kwinners = kwinners or KWinnersPlugin()
+        super().__init__(model=model, optimizer=optimizer, plugins=[*(plugins or []), self.kwinners], **kwargs)
+
+
+def build_kwinners(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> KWinners:
+    m = cfg.method
+    net = kwinners_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
+                         benchmark.head_size, percent_on=m.percent_on, sparsity=m.sparsity,
+                         percent_on_conv=m.percent_on_conv, sparsity_conv=m.sparsity_conv,
+                         generator=torch.Generator().manual_seed(cfg.seed),
+                         k_inference_factor=m.k_inference_factor, boost_strength=m.boost_strength,
+                         boost_strength_factor=m.boost_strength_factor, duty_cycle_period=m.duty_cycle_period)
+    return KWinners(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
+                    kwinners=KWinnersPlugin())
