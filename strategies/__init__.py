@@ -23,6 +23,8 @@ _LAZY = {
     "SparseSynapsesPlugin": "sparse_syn",
     "KWinners": "kwinners",
     "KWinnersPlugin": "kwinners",
+    "Hebbian": "hebbian",
+    "HebbianPlugin": "hebbian",
 }
 
 __all__ = sorted(_LAZY)

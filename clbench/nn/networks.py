@@ -13,12 +13,21 @@ from torch import Tensor, nn
 
 
 class MultiHead(nn.Module):
-    """A linear layer of `n_heads` heads of `head_size` units; one head per sample."""
+    """A linear layer of `n_heads` heads of `head_size` units; one head per sample.
 
-    def __init__(self, in_features: int, n_heads: int, head_size: int):
+    `linear` replaces the default `nn.Linear(in_features, n_heads * head_size)` (e.g. a plastic layer).
+    """
+
+    def __init__(self, in_features: int, n_heads: int, head_size: int, linear: nn.Module | None = None):
         super().__init__()
         self.n_heads, self.head_size = n_heads, head_size
-        self.linear = nn.Linear(in_features, n_heads * head_size)
+        self.linear = linear if linear is not None else nn.Linear(in_features, n_heads * head_size)
+
+    def units(self, targets: Tensor, task_labels: Tensor | None = None) -> Tensor:
+        """Index of each target's output unit in the full (all-heads) layer."""
+        if self.n_heads == 1 or task_labels is None:
+            return targets
+        return task_labels.to(targets.device) * self.head_size + targets
 
     def forward(self, h: Tensor, task_labels: Tensor | None = None) -> Tensor:
         out = self.linear(h)
@@ -33,10 +42,11 @@ class MultiHead(nn.Module):
 class Classifier(nn.Module):
     """Feature extractor followed by a (multi-)head output layer."""
 
-    def __init__(self, features: nn.Module, feature_dim: int, n_heads: int = 1, head_size: int = 10):
+    def __init__(self, features: nn.Module, feature_dim: int, n_heads: int = 1, head_size: int = 10,
+                 head: nn.Module | None = None):
         super().__init__()
         self.features = features
-        self.head = MultiHead(feature_dim, n_heads, head_size)
+        self.head = MultiHead(feature_dim, n_heads, head_size, head)
 
     def forward(self, x: Tensor, task_labels: Tensor | None = None) -> Tensor:
         return self.head(self.features(x), task_labels)

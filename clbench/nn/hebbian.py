@@ -1,0 +1,187 @@
+"""Differentiable Hebbian plasticity (Miconi et al. 2018), batched.
+
+A `PlasticLinear` computes y = f(x·(W + α⊙H) + b): W, α and the plasticity
+rate η are trained by backprop, the Hebbian trace H is a fast memory that the
+layer writes itself. Matrices are [in, out], as in the papers.
+
+Rules (per sample; `plastic_update` applies them to a batch):
+  hebb: H ← (1 − η)·H + η·xᵀy
+  oja:  H_ij ← H_ij + η·y_j·(x_i − y_j·H_ij)
+
+Trace modes:
+  shared:     one H per layer; after every training batch the batch mean of the
+              per-sample updates is written (`write_trace`). The last write is
+              kept pending and applied inside the next forward, so the loss
+              reaches η; H itself is detached between batches.
+  per_sample: one H per sample ([B, in, out]), updated inside every forward
+              with the layer's own output: Miconi's episodic batching.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+RULES = ("hebb", "oja")
+ACTIVATIONS = {"none": lambda t: t, "relu": torch.relu, "tanh": torch.tanh}
+
+
+def outer_terms(x: Tensor, post: Tensor, per_sample: bool) -> tuple[Tensor, Tensor]:
+    """(xᵀy, y²) for a batch: per sample ([B, in, out], [B, 1, out]) or batch means ([in, out], [1, out])."""
+    if per_sample:
+        return x.unsqueeze(2) * post.unsqueeze(1), post.pow(2).unsqueeze(1)
+    return x.t() @ post / len(x), post.pow(2).mean(0, keepdim=True)
+
+
+def plastic_update(rule: str, trace: Tensor, outer: Tensor, post_sq: Tensor, eta: Tensor | float) -> Tensor:
+    """The trace after one update of `rule` with the terms of `outer_terms`."""
+    if rule == "hebb":
+        return (1 - eta) * trace + eta * outer
+    if rule == "oja":
+        return trace + eta * (outer - trace * post_sq)
+    raise ValueError(f"unknown plasticity rule {rule!r}; valid: {', '.join(RULES)}")
+
+
+class PlasticLinear(nn.Module):
+    """A linear layer with a Hebbian fast-weight trace: y = f(x·(W + α⊙H) + b)."""
+
+    def __init__(self, in_features: int, out_features: int, rule: str = "hebb", alpha: str = "per_connection",
+                 eta: float = 0.01, trace: str = "shared", activation: str = "none", alpha_init: float = 0.1):
+        super().__init__()
+        if rule not in RULES:
+            raise ValueError(f"unknown plasticity rule {rule!r}; valid: {', '.join(RULES)}")
+        if alpha not in ("per_connection", "scalar") or trace not in ("shared", "per_sample"):
+            raise ValueError("alpha must be per_connection or scalar, trace shared or per_sample")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        self.in_features, self.out_features = in_features, out_features
+        self.rule, self.trace_mode, self.activation = rule, trace, activation
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
+        alpha_shape = (in_features, out_features) if alpha == "per_connection" else ()
+        self.alpha = nn.Parameter(torch.full(alpha_shape, float(alpha_init)))
+        self.eta = nn.Parameter(torch.tensor(float(eta)))
+        self.register_buffer("trace", torch.zeros(in_features, out_features))  # shared H (before pending)
+        self.register_buffer("pending_outer", torch.zeros(in_features, out_features))
+        self.register_buffer("pending_post_sq", torch.zeros(1, out_features))
+        self.episode: Tensor | None = None  # per-sample traces of the current episode
+        self.last_input: Tensor | None = None
+        self.last_output: Tensor | None = None
+
+    def rate(self) -> Tensor:
+        """η, kept in [0, 1] where it is used."""
+        return self.eta.clamp(0.0, 1.0)
+
+    def current_trace(self) -> Tensor:
+        """The shared H with the last written batch applied (differentiable in η)."""
+        return plastic_update(self.rule, self.trace, self.pending_outer, self.pending_post_sq, self.rate())
+
+    def forward(self, x: Tensor, drive: Tensor | None = None) -> Tensor:
+        """y = f(x·(W + α⊙H) + b + drive); `drive` is an optional external input (recurrent use)."""
+        f = ACTIVATIONS[self.activation]
+        bias = self.bias if drive is None else self.bias + drive
+        if self.trace_mode == "per_sample":
+            return self._forward_episode(x, f, bias)
+        y = f(x @ (self.weight + self.alpha * self.current_trace()) + bias)
+        if self.training:
+            self.last_input, self.last_output = x.detach(), y.detach()
+        return y
+
+    def _forward_episode(self, x: Tensor, f, bias: Tensor) -> Tensor:
+        if self.episode is None or self.episode.shape[0] != len(x):
+            self.episode = x.new_zeros(len(x), self.in_features, self.out_features)
+        effective = self.weight + self.alpha * self.episode
+        y = f(torch.bmm(x.unsqueeze(1), effective).squeeze(1) + bias)
+        outer, post_sq = outer_terms(x, y, per_sample=True)
+        self.episode = plastic_update(self.rule, self.episode, outer, post_sq, self.rate())
+        return y
+
+    @torch.no_grad()
+    def write_trace(self, post: Tensor | None = None, x: Tensor | None = None) -> None:
+        """Shared mode: write one batch into H (post-synaptic activity `post`, default the layer's own output)."""
+        x = self.last_input if x is None else x
+        post = self.last_output if post is None else post
+        if x is None or post is None:
+            return
+        self.trace.copy_(self.current_trace())
+        outer, post_sq = outer_terms(x, post.to(x.dtype), per_sample=False)
+        self.pending_outer.copy_(outer)
+        self.pending_post_sq.copy_(post_sq)
+
+    @torch.no_grad()
+    def reset_trace(self) -> None:
+        """Forget the shared trace (and any pending write) and the episode."""
+        self.trace.zero_()
+        self.pending_outer.zero_()
+        self.pending_post_sq.zero_()
+        self.reset_episode()
+
+    def reset_episode(self) -> None:
+        self.episode = None
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, rule={self.rule}, "
+                f"trace={self.trace_mode}, activation={self.activation}")
+
+
+def plastic_layers(model: nn.Module) -> list[tuple[str, PlasticLinear]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, PlasticLinear)]
+
+
+def one_sample_trajectory(layer: PlasticLinear, xs: Tensor, posts: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Reference path (tests only): feed `xs` one sample at a time with element-wise updates.
+
+    Shared mode: each sample's output uses H after the previous samples' writes (post:
+    `posts[t]` or the output). Per-sample mode: one episode of len(xs) steps. Returns
+    (outputs [T, out], final H [in, out]).
+    """
+    f = ACTIVATIONS[layer.activation]
+    eta = float(layer.rate().detach())
+    weight, alpha, bias = layer.weight.detach(), layer.alpha.detach().expand_as(layer.weight), layer.bias.detach()
+    trace = torch.zeros(layer.in_features, layer.out_features)
+    outputs = []
+    for t, x in enumerate(xs):
+        y = torch.zeros(layer.out_features)
+        for j in range(layer.out_features):
+            y[j] = sum(x[i] * (weight[i, j] + alpha[i, j] * trace[i, j]) for i in range(layer.in_features)) + bias[j]
+        y = f(y)
+        outputs.append(y)
+        post = y if posts is None else posts[t]
+        for i in range(layer.in_features):
+            for j in range(layer.out_features):
+                if layer.rule == "hebb":
+                    trace[i, j] = (1 - eta) * trace[i, j] + eta * x[i] * post[j]
+                else:
+                    trace[i, j] = trace[i, j] + eta * post[j] * (x[i] - post[j] * trace[i, j])
+    return torch.stack(outputs), trace
+
+
+def hebbian_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int, ...], n_heads: int,
+                  head_size: int, plastic_hidden: bool = False, **plastic_args):
+    """The benchmark's network with a plastic output layer (DHP Softmax), optionally plastic hidden layers.
+
+    `mlp`: hidden layers are `PlasticLinear(activation="relu")` when `plastic_hidden`, else Linear + ReLU.
+    Plastic hidden layers start with α = 0 (a Hebbian trace fed back through α = 1 into a wide ReLU
+    layer grows without bound); backprop then sets how much of the trace they use.
+    `resnet18_reduced`: the plastic head sits on the CNN features.
+    """
+    from clbench.nn.networks import Classifier, mlp_features
+
+    if backbone == "resnet18_reduced":
+        from clbench.nn.resnet import reduced_resnet18_features
+
+        features, width = reduced_resnet18_features(input_shape[0])
+    elif plastic_hidden:
+        in_features = math.prod(input_shape)
+        layers: list[nn.Module] = [nn.Flatten()]
+        layers += [PlasticLinear(a, b, activation="relu", **{**plastic_args, "alpha_init": 0.0})
+                   for a, b in zip((in_features, *hidden), hidden)]
+        features, width = nn.Sequential(*layers), hidden[-1] if hidden else in_features
+    else:
+        in_features = math.prod(input_shape)
+        features, width = mlp_features(in_features, hidden), hidden[-1] if hidden else in_features
+    head = PlasticLinear(width, n_heads * head_size, **plastic_args)
+    return Classifier(features, width, n_heads, head_size, head=head)

@@ -1,0 +1,93 @@
+"""hebbian: batched differentiable Hebbian plasticity as a continual learner (DHP Softmax).
+
+`HebbianPlugin` writes the shared Hebbian traces of a model's `PlasticLinear`
+layers after every training batch: the output layer with the one-hot target
+as post-synaptic activity (`post="target"`, DHP Softmax) or its own softmax
+output (`post="output"`), hidden layers with their own activity. Traces are
+never written during evaluation, and are kept across experiences unless
+`reset_per_experience`. `Hebbian` is an Avalanche `SupervisedTemplate` with
+the plugin.
+"""
+
+from __future__ import annotations
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.training.templates import SupervisedTemplate
+from torch import nn
+from torch.nn import functional as F
+
+from clbench.benchmarks.store import Benchmark
+from clbench.config import RunConfig
+from clbench.nn.hebbian import PlasticLinear, hebbian_model, plastic_layers
+from clbench.nn.networks import MultiHead
+from clbench.strategies.common import for_avalanche, template_kwargs
+
+POSTS = ("target", "output")
+
+
+def output_layer(model: nn.Module) -> tuple[PlasticLinear | None, MultiHead | None]:
+    """The plastic layer that produces the logits (the last one), and the multi-head around it if any."""
+    heads = [m for m in model.modules() if isinstance(m, MultiHead) and isinstance(m.linear, PlasticLinear)]
+    if heads:
+        return heads[-1].linear, heads[-1]
+    layers = plastic_layers(model)
+    return (layers[-1][1] if layers else None), None
+
+
+class HebbianPlugin(SupervisedPlugin):
+    """Writes Hebbian traces after each training batch and handles them at experience boundaries."""
+
+    def __init__(self, post: str = "target", reset_per_experience: bool = False):
+        super().__init__()
+        if post not in POSTS:
+            raise ValueError(f"post must be one of {', '.join(POSTS)}, got {post!r}")
+        self.post, self.reset_per_experience = post, reset_per_experience
+        self.writes = 0
+
+    def before_training_exp(self, strategy, **kwargs):
+        if self.reset_per_experience:
+            for _, layer in plastic_layers(strategy.model):
+                layer.reset_trace()
+
+    def after_update(self, strategy, **kwargs):
+        out_layer, head = output_layer(strategy.model)
+        for _, layer in plastic_layers(strategy.model):
+            if layer is out_layer:
+                layer.write_trace(post=self._output_post(layer, head, strategy))
+            else:
+                layer.write_trace()
+        self.writes += 1
+
+    def _output_post(self, layer: PlasticLinear, head: MultiHead | None, strategy) -> torch.Tensor | None:
+        if self.post == "output":
+            return None if layer.last_output is None else F.softmax(layer.last_output, dim=1)
+        y = strategy.mb_y
+        units = head.units(y, strategy.mb_task_id) if head is not None else y
+        return F.one_hot(units, layer.out_features).float()
+
+    def record_extras(self, strategy) -> dict:
+        layers = plastic_layers(strategy.model)
+        return {
+            "trace_norm": {name: float(layer.current_trace().detach().norm()) for name, layer in layers},
+            "alpha_norm": {name: float(layer.alpha.detach().norm()) for name, layer in layers},
+            "eta": {name: float(layer.rate().detach()) for name, layer in layers},
+        }
+
+
+class Hebbian(SupervisedTemplate):
+    """An Avalanche strategy for models with plastic layers (`HebbianPlugin`)."""
+
+    def __init__(self, *, model: nn.Module, optimizer, hebbian: HebbianPlugin | None = None,
+                 plugins: list | None = None, **kwargs):
+        self.hebbian = hebbian or HebbianPlugin()
+        super().__init__(model=model, optimizer=optimizer, plugins=[*(plugins or []), self.hebbian], **kwargs)
+
+
+def build_hebbian(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Hebbian:
+    m = cfg.method
+    net = hebbian_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
+                        benchmark.head_size, plastic_hidden=m.plastic_hidden, rule=m.rule, alpha=m.alpha,
+                        eta=m.eta, alpha_init=m.alpha_init)
+    return Hebbian(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
+                   hebbian=HebbianPlugin(post=m.post, reset_per_experience=m.reset_per_experience))

@@ -1,0 +1,113 @@
+"""hebbian: trace writes by the plugin, experience boundaries, statistics, plain Avalanche pipelines."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from clbench import runner
+from clbench.config import resolve
+from clbench.nn.hebbian import PlasticLinear
+from clbench.nn.networks import Classifier
+
+
+def fake_strategy(model, y, task_labels=None):
+    return SimpleNamespace(model=model, mb_y=y, mb_task_id=task_labels)
+
+
+def test_the_output_trace_is_written_with_the_one_hot_target():
+    from clbench.strategies import HebbianPlugin
+
+    head = PlasticLinear(2, 3, eta=0.5)
+    model = nn.Sequential(head)
+    x = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
+    model(x)
+    HebbianPlugin(post="target").after_update(fake_strategy(model, torch.tensor([2, 0])))
+    # 0.5 * mean of x_b ⊗ onehot(y_b): sample 0 -> column 2, sample 1 -> column 0
+    expected = 0.5 * torch.tensor([[3.0, 0.0, 1.0], [0.0, 0.0, 2.0]]) / 2
+    assert torch.allclose(head.current_trace(), expected)
+
+
+def test_multi_head_targets_are_written_into_their_task_head():
+    from clbench.strategies import HebbianPlugin
+
+    model = Classifier(nn.Identity(), 2, n_heads=3, head_size=2, head=PlasticLinear(2, 6, eta=1.0))
+    x, tasks = torch.tensor([[1.0, 1.0]]), torch.tensor([2])
+    model(x, tasks)
+    HebbianPlugin().after_update(fake_strategy(model, torch.tensor([1]), tasks))
+    written = model.head.linear.current_trace().abs().sum(0)
+    assert written.nonzero().flatten().tolist() == [5]  # task 2, class 1 -> unit 2 * 2 + 1
+
+
+def test_the_output_post_is_the_softmax_of_the_layer_output():
+    from clbench.strategies import HebbianPlugin
+
+    head = PlasticLinear(2, 3, eta=1.0)
+    x = torch.tensor([[1.0, -1.0]])
+    logits = head(x)
+    HebbianPlugin(post="output").after_update(fake_strategy(nn.Sequential(head), torch.tensor([0])))
+    assert torch.allclose(head.current_trace(), x.t() @ torch.softmax(logits.detach(), 1))
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_traces_reset_or_kept_at_experience_boundaries(reset):
+    from clbench.strategies import HebbianPlugin
+
+    head = PlasticLinear(2, 3, eta=0.5)
+    head(torch.ones(1, 2))
+    head.write_trace(post=torch.ones(1, 3))
+    before = head.current_trace().clone()
+    HebbianPlugin(reset_per_experience=reset).before_training_exp(fake_strategy(nn.Sequential(head), None))
+    after = head.current_trace()
+    assert torch.equal(after, torch.zeros(2, 3)) if reset else torch.equal(after, before)
+
+
+def test_a_run_writes_traces_in_training_only_and_records_statistics():
+    cfg = resolve("split_digits", "hebbian", cli_values={"epochs": "1", "n_experiences": "2",
+                                                         "plastic_hidden": "true"})
+    bench, strategy = runner.build(cfg)
+    strategy.train(list(bench.train_stream)[0])
+    layers = {name: m for name, m in strategy.model.named_modules() if isinstance(m, PlasticLinear)}
+    assert sorted(layers) == ["features.1", "features.2", "head.linear"]
+    traces = {name: layer.current_trace().clone() for name, layer in layers.items()}
+    assert all(t.abs().sum() > 0 for t in traces.values())
+    runner.evaluate_all(strategy.model, bench, 500, "cpu")
+    assert all(torch.equal(layers[name].current_trace(), t) for name, t in traces.items())
+    record = runner.run(cfg)
+    extras = record.extras
+    assert set(extras["trace_norm"][-1]) == set(layers) and len(extras["eta"]) == 2
+    assert all(value > 0 for value in extras["alpha_norm"][-1].values())
+
+
+def test_split_cifar10_puts_a_plastic_head_on_the_cnn(cli, read_records, tmp_path, generated_root):
+    result = cli("run", "-b", "split_cifar10", "-s", "hebbian", "--iterations", "3", "--n-experiences", "2",
+                 "--data-root", generated_root, "-q", "--out", tmp_path / "o")
+    assert result.code == 0, result.err
+    (record,) = read_records(tmp_path / "o")
+    assert record["status"] == "ok" and list(record["extras"]["trace_norm"][-1]) == ["head.linear"]
+
+
+@pytest.mark.parametrize("form", ["strategy", "plugin"])
+def test_in_a_hand_built_avalanche_pipeline(form, avalanche_digits):
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.training import Naive
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from clbench.strategies import Hebbian, HebbianPlugin
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), PlasticLinear(64, 10, alpha_init=0.1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    plugin = HebbianPlugin()
+    evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
+    common = dict(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=32,
+                  train_epochs=5, eval_mb_size=256, evaluator=evaluator)
+    strategy = Hebbian(hebbian=plugin, **common) if form == "strategy" else Naive(plugins=[plugin], **common)
+    for exp in avalanche_digits.train_stream[:2]:
+        strategy.train(exp)
+    metrics = strategy.eval(avalanche_digits.test_stream[:2])
+    assert metrics["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"] > 0.8
+    written = model[2].current_trace().abs().sum(0)
+    assert (written[:4] > 0).all() and (written[4:] == 0).all()  # classes 0-3 seen, 4-9 never written
+    assert plugin.writes > 0 and model[2].eta.grad is not None
