@@ -25,6 +25,8 @@ _LAZY = {
     "KWinnersPlugin": "kwinners",
     "Hebbian": "hebbian",
     "HebbianPlugin": "hebbian",
+    "PathPlastic": "path_plastic",
+    "PathPlasticPlugin": "path_plastic",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,0 +1,147 @@
+"""path_plastic: gated residual paths pruned, regrown and, per experience, kept and frozen.
+
+`PathPlasticPlugin` drives the `PathPlasticTrunk` of a model: every
+`rewire_every` iterations (none in an experience's last epoch unless
+`rewire_last_epoch`) it prunes paths by `prune` (`lowest` gate, smallest
+`gradient`, gates under `threshold`) and regrows random ones up to
+`max_paths`. New paths join the optimizer unless `register_new_params=False`
+(the original implementation's behaviour: regrown paths never train). After
+each experience the `keep_paths` best free paths by |gate| are frozen for it;
+later experiences grow and rewire in the remaining budget. `PathPlastic` is an
+Avalanche `SupervisedTemplate` with the plugin.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.training.templates import SupervisedTemplate
+from torch import nn
+
+from clbench.benchmarks.store import Benchmark
+from clbench.config import RunConfig
+from clbench.nn.networks import Classifier
+from clbench.nn.paths import PRUNE_CRITERIA, PathPlasticTrunk, paths_to_prune
+from clbench.strategies.common import for_avalanche, template_kwargs
+
+
+def find_trunk(model: nn.Module) -> PathPlasticTrunk:
+    for module in model.modules():
+        if isinstance(module, PathPlasticTrunk):
+            return module
+    raise ValueError("PathPlasticPlugin needs a model with a PathPlasticTrunk")
+
+
+def sync_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+    """Make the optimizer hold exactly the model's trainable parameters (new ones join the first group)."""
+    keep = {id(p) for p in model.parameters() if p.requires_grad}
+    present: set[int] = set()
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if id(p) not in keep:
+                optimizer.state.pop(p, None)
+        group["params"] = [p for p in group["params"] if id(p) in keep]
+        present |= {id(p) for p in group["params"]}
+    optimizer.param_groups[0]["params"] += [p for p in model.parameters() if p.requires_grad and id(p) not in present]
+
+
+class PathPlasticPlugin(SupervisedPlugin):
+    """Rewires, grows and freezes the gated paths of a `PathPlasticTrunk`."""
+
+    def __init__(self, rewire_every: int = 500, prune: str = "lowest", threshold: float = 0.1,
+                 rewire_last_epoch: bool = False, register_new_params: bool = True, keep_paths: int = 2):
+        super().__init__()
+        if prune not in PRUNE_CRITERIA:
+            raise ValueError(f"prune must be one of {', '.join(PRUNE_CRITERIA)}, got {prune!r}")
+        self.rewire_every, self.prune, self.threshold = rewire_every, prune, threshold
+        self.rewire_last_epoch, self.register_new_params, self.keep_paths = (rewire_last_epoch,
+                                                                             register_new_params, keep_paths)
+        self.iteration = self.epoch = 0
+        self.pruned = self.grown = self.rewires = 0
+        self.rewire_seconds = 0.0
+
+    # ------------------------------------------------------------ callbacks
+    def before_training_exp(self, strategy, **kwargs):
+        self.iteration = self.epoch = 0
+        self._grow(strategy, find_trunk(strategy.model))
+
+    def after_update(self, strategy, **kwargs):
+        self.iteration += 1
+        last_epoch = self.epoch >= strategy.train_epochs - 1
+        if self.rewire_every and self.iteration % self.rewire_every == 0 and (self.rewire_last_epoch or not last_epoch):
+            self.rewire(strategy)
+
+    def after_training_epoch(self, strategy, **kwargs):
+        self.epoch += 1
+
+    def after_training_exp(self, strategy, **kwargs):
+        trunk = find_trunk(strategy.model)
+        free = {path: m for path, m in zip(trunk.path_list, trunk.paths.values()) if not m.frozen}
+        frozen = len(trunk.paths) - len(free)
+        budget = max(0, min(self.keep_paths, trunk.max_paths - self.keep_paths - frozen))
+        for path in sorted(free, key=lambda p: -abs(float(free[p].gate.detach())))[:budget]:
+            free[path].freeze()
+        sync_optimizer(strategy.optimizer, strategy.model)
+
+    # ------------------------------------------------------------- rewiring
+    @torch.no_grad()
+    def rewire(self, strategy) -> None:
+        """Prune by the criterion among the free paths, then regrow random paths up to `max_paths`."""
+        start = time.perf_counter()
+        trunk = find_trunk(strategy.model)
+        free = {path: m for path, m in zip(trunk.path_list, trunk.paths.values()) if not m.frozen}
+        gates = {path: float(m.gate.detach()) for path, m in free.items()}
+        grads = {path: m.grad_magnitude() for path, m in free.items()} if self.prune == "gradient" else {}
+        for path in paths_to_prune(gates, grads, self.prune, self.threshold):
+            trunk.remove_path(path)
+            self.pruned += 1
+        self._grow(strategy, trunk)
+        self.rewires += 1
+        self.rewire_seconds += time.perf_counter() - start
+
+    def _grow(self, strategy, trunk: PathPlasticTrunk) -> None:
+        device = next(trunk.parameters()).device
+        for path in trunk.grow(trunk.max_paths):
+            module = trunk.paths[f"{path[0]}_{path[1]}"].to(device)
+            module.train(trunk.training)
+            if not self.register_new_params:
+                module.requires_grad_(False)
+            self.grown += 1
+        sync_optimizer(strategy.optimizer, strategy.model)
+
+    # ------------------------------------------------------------ statistics
+    def record_extras(self, strategy) -> dict:
+        trunk = find_trunk(strategy.model)
+        paths = [[a, b, round(float(m.gate.detach()), 6)] for (a, b), m in zip(trunk.path_list, trunk.paths.values())]
+        frozen = [[a, b] for (a, b), m in zip(trunk.path_list, trunk.paths.values()) if m.frozen]
+        return {"paths": paths, "frozen_paths": frozen, "pruned_total": self.pruned, "grown_total": self.grown,
+                "rewires_total": self.rewires, "rewire_seconds": round(self.rewire_seconds, 4)}
+
+
+class PathPlastic(SupervisedTemplate):
+    """An Avalanche strategy whose residual paths are rewired and frozen per experience (`PathPlasticPlugin`)."""
+
+    def __init__(self, *, model: nn.Module, optimizer, paths: PathPlasticPlugin | None = None,
+                 plugins: list | None = None, **kwargs):
+        self.paths = paths or PathPlasticPlugin()
+        super().__init__(model=model, optimizer=optimizer, plugins=[*(plugins or []), self.paths], **kwargs)
+
+
+def auto_stem_stride(input_shape: tuple[int, ...]) -> int:
+    """1 for 8x8 digits, 4 for 28x28 MNIST (7x7 maps), 2 for 32x32 CIFAR (16x16 maps)."""
+    side = min(input_shape[1:])
+    return 1 if side <= 8 else 4 if side <= 28 else 2
+
+
+def build_path_plastic(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> PathPlastic:
+    m = cfg.method
+    stem_stride = m.stem_stride or auto_stem_stride(benchmark.input_shape)
+    trunk = PathPlasticTrunk(benchmark.input_shape[0], m.widths, m.stage_lengths, m.mode, m.max_paths, cfg.seed,
+                             stem_stride)
+    net = Classifier(trunk, trunk.out_features, benchmark.n_heads, benchmark.head_size)
+    plugin = PathPlasticPlugin(m.rewire_every, m.prune, m.threshold, m.rewire_last_epoch, m.register_new_params,
+                               m.keep_paths)
+    return PathPlastic(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
+                       paths=plugin)

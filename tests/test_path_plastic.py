@@ -1,0 +1,121 @@
+"""path_plastic: rewiring, optimizer registration, per-experience freezing, plain Avalanche pipelines."""
+
+import pytest
+import torch
+from torch import nn
+
+from clbench import runner
+from clbench.config import resolve
+from clbench.nn.networks import Classifier
+from clbench.nn.paths import PathPlasticTrunk
+
+
+def built(**keys):
+    cfg = resolve("split_digits", "path_plastic", cli_values={"epochs": "2", "widths": "8,8,16,16",
+                                                             "stage_lengths": "2,2,2,2", "max_paths": "6", **keys})
+    runner.seed_everything(0)
+    return runner.build(cfg)
+
+
+def trunk_of(strategy) -> PathPlasticTrunk:
+    from clbench.strategies.path_plastic import find_trunk
+
+    return find_trunk(strategy.model)
+
+
+def optimizer_ids(strategy) -> set[int]:
+    return {id(p) for group in strategy.optimizer.param_groups for p in group["params"]}
+
+
+def test_a_rewire_prunes_one_path_and_regrows_back_to_max_paths():
+    bench, strategy = built(rewire_every="5", rewire_last_epoch="true", keep_paths="0")
+    strategy.train(list(bench.train_stream)[0])
+    plugin, trunk = strategy.paths, trunk_of(strategy)
+    assert plugin.rewires == 16 // 5 and plugin.pruned == plugin.rewires  # 2 epochs x 8 batches
+    assert len(trunk.paths) == 6
+    assert all(id(p) in optimizer_ids(strategy) for p in trunk.paths.parameters())
+
+
+def test_no_rewire_in_the_last_epoch_unless_asked():
+    bench, strategy = built(rewire_every="3", keep_paths="0")
+    strategy.train(list(bench.train_stream)[0])
+    assert strategy.paths.rewires == 2  # iterations 3 and 6 of epoch 1; epoch 2 (9..16) is the last
+
+
+@pytest.mark.parametrize("register", [True, False])
+def test_new_paths_train_only_when_registered(register):
+    bench, strategy = built(rewire_every="4", rewire_last_epoch="true", keep_paths="0",
+                            register_new_params=str(register).lower())
+    stream = list(bench.train_stream)
+    initial = {key: m for key, m in trunk_of(strategy).paths.items()}
+    strategy.train(stream[0])
+    new = {key: m for key, m in trunk_of(strategy).paths.items() if initial.get(key) is not m}
+    assert new
+    snapshot = {key: [p.detach().clone() for p in m.parameters()] for key, m in new.items()}
+    strategy.train(stream[1])
+    for key, module in new.items():
+        if key not in trunk_of(strategy).paths:
+            continue  # pruned meanwhile
+        moved = any(not torch.equal(a, b) for a, b in zip(module.parameters(), snapshot[key]))
+        assert moved == register
+
+
+def test_frozen_paths_do_not_change_in_later_experiences():
+    bench, strategy = built(rewire_every="3", keep_paths="2")
+    stream = list(bench.train_stream)
+    strategy.train(stream[0])
+    trunk = trunk_of(strategy)
+    frozen = {key: m for key, m in trunk.paths.items() if m.frozen}
+    assert len(frozen) == 2
+    state = {key: {k: v.clone() for k, v in m.state_dict().items()} for key, m in frozen.items()}
+    strategy.train(stream[1])
+    strategy.train(stream[2])
+    for key, module in frozen.items():
+        assert trunk.paths[key] is module  # never pruned
+        assert all(torch.equal(v, state[key][k]) for k, v in module.state_dict().items())  # weights, gate, BN
+    assert sum(m.frozen for m in trunk.paths.values()) == 4  # 2 per experience, within max_paths - keep_paths
+    assert len(trunk.paths) == 6
+
+
+def test_record_extras_list_paths_and_counts():
+    cfg = resolve("split_digits", "path_plastic", cli_values={"epochs": "1", "n_experiences": "2",
+                                                             "rewire_every": "2", "rewire_last_epoch": "true"})
+    record = runner.run(cfg)
+    extras = record.extras
+    assert len(extras["paths"]) == 2 and len(extras["paths"][-1]) == 15
+    assert all(len(p) == 3 and p[0] < p[1] for p in extras["paths"][-1])
+    assert len(extras["frozen_paths"][-1]) == 4 and extras["pruned_total"][-1] > 0
+    assert 0 <= extras["rewire_seconds"][-1] < record.timing["train_total"]
+
+
+def test_split_cifar10_runs_on_generated_data(cli, read_records, tmp_path, generated_root):
+    result = cli("run", "-b", "split_cifar10", "-s", "path_plastic", "--iterations", "3", "--n-experiences", "2",
+                 "--set", "rewire_every=1", "--set", "rewire_last_epoch=true",
+                 "--data-root", generated_root, "-q", "--out", tmp_path / "o")
+    assert result.code == 0, result.err
+    (record,) = read_records(tmp_path / "o")
+    assert record["status"] == "ok" and record["extras"]["rewires_total"][-1] == 6
+
+
+@pytest.mark.parametrize("form", ["strategy", "plugin"])
+def test_in_a_hand_built_avalanche_pipeline(form, avalanche_digits):
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.training import Naive
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from clbench.strategies import PathPlastic, PathPlasticPlugin
+
+    torch.manual_seed(0)
+    trunk = PathPlasticTrunk(1, widths=(8, 16), stage_lengths=(3, 3), max_paths=4)
+    model = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), Classifier(trunk, 16, 1, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    plugin = PathPlasticPlugin(rewire_every=10, keep_paths=1)
+    evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
+    common = dict(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=32,
+                  train_epochs=4, eval_mb_size=256, evaluator=evaluator)
+    strategy = PathPlastic(paths=plugin, **common) if form == "strategy" else Naive(plugins=[plugin], **common)
+    for exp in avalanche_digits.train_stream[:2]:
+        strategy.train(exp)
+    metrics = strategy.eval(avalanche_digits.test_stream[:2])
+    assert metrics["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"] > 0.8
+    assert plugin.rewires > 0 and sum(m.frozen for m in trunk.paths.values()) == 2 and len(trunk.paths) == 4
