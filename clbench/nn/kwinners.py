@@ -13,7 +13,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 
 def kwinners_mask(boosted: Tensor, k: int, break_ties: bool = False) -> Tensor:
@@ -173,8 +172,10 @@ class SparseWeights(nn.Module):
     """Wraps an `nn.Linear` or `nn.Conv2d` with a fixed random mask of its weight.
 
     Every output unit keeps round((1 − sparsity) · fan_in) inputs (fan_in = in_ch·kh·kw
-    for convolutions). The forward pass uses weight ⊙ mask, so masked weights get zero
-    gradient; `rezero()` (called after every optimizer step) keeps them exactly 0.
+    for convolutions). As in nupic.torch the forward pass is the wrapped module's: the
+    masked weights are zeroed at construction and by `rezero()`, which must follow every
+    optimizer step (`KWinnersPlugin` does). Masking in the forward pass instead would leave
+    Adam's second moments at exact zeros, whose square roots are several times slower on CPUs.
     """
 
     def __init__(self, module: nn.Linear | nn.Conv2d, sparsity: float, generator: torch.Generator | None = None):
@@ -194,10 +195,7 @@ class SparseWeights(nn.Module):
         return self.module.weight
 
     def forward(self, x: Tensor) -> Tensor:
-        weight = self.module.weight * self.mask
-        if isinstance(self.module, nn.Linear):
-            return F.linear(x, weight, self.module.bias)
-        return self.module._conv_forward(x, weight, self.module.bias)
+        return self.module(x)
 
     @torch.no_grad()
     def rezero(self) -> None:
