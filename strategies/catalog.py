@@ -101,6 +101,8 @@ class SparseSynConfig:
     max_density: float = param(0.2, "cap on each layer's density", gt=0, le=1)
     old_lr_scale: float = param(0.0, "step scale of consolidated synapses: 0 freezes them, 1 leaves them free",
                                 ge=0, le=1)
+    percent_on: float = param(1.0, "k-winners-take-all activations with this fraction of units on (kwinners' "
+                                   "module); 1 = ReLU", gt=0, le=1)
 
 
 @register_strategy("kwinners", builder="clbench.strategies.kwinners:build_kwinners",

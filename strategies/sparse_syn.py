@@ -32,6 +32,7 @@ from clbench.nn.sparse import (
     square_profile,
 )
 from clbench.strategies.common import for_avalanche, template_kwargs
+from clbench.strategies.kwinners import KWinnersPlugin
 
 
 def sparse_layers(model: nn.Module) -> list[tuple[str, SparseMixin]]:
@@ -173,9 +174,10 @@ def build_sparse_syn(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Spa
     m = cfg.method
     net = sparse_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
                        benchmark.head_size, density=None if m.epsilon else m.density, epsilon=m.epsilon or None,
-                       generator=torch.Generator().manual_seed(cfg.seed))
+                       generator=torch.Generator().manual_seed(cfg.seed), percent_on=m.percent_on)
     sparse = SparseSynapsesPlugin(zeta=m.zeta, evolve_every=m.evolve_every, regrow=m.regrow,
                                   regrow_init=m.regrow_init, grow=m.grow, max_density=m.max_density,
                                   old_lr_scale=m.old_lr_scale, seed=cfg.seed, input_shape=benchmark.input_shape)
-    return SparseSynapses(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
+    extra = [KWinnersPlugin()] if m.percent_on < 1 else []  # boost decay and activity statistics
+    return SparseSynapses(**template_kwargs(cfg, benchmark, [*plugins, *extra], model=for_avalanche(net, benchmark)),
                           sparse=sparse)

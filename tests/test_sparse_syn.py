@@ -159,3 +159,14 @@ def test_masked_weights_are_exactly_zero_after_a_run_with_weight_decay():
         strategy.train(exp)
     for _, layer in layers_of(strategy):
         assert torch.all(layer.weight[layer.mask == 0] == 0)
+
+
+def test_optional_kwinners_activations_keep_activity_sparse():
+    from clbench.nn.kwinners import KWinners
+
+    cfg = resolve("split_digits", "sparse_syn", cli_values={"epochs": "2", "n_experiences": "2", "percent_on": "0.2"})
+    _, strategy = runner.build(cfg)
+    assert [m.k for m in strategy.model.modules() if isinstance(m, KWinners)] == [20, 20]
+    record = runner.run(cfg)
+    assert record.status == "ok" and len(record.extras["density"]) == 2
+    assert all(mean <= 0.2 + 1e-6 for mean, _ in record.extras["active_train"][-1].values())

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from clbench.nn.kwinners import KWinners, KWinners2d
 from clbench.nn.networks import Classifier
 
 REGROW_INITS = ("zero", "he", "normal")
@@ -172,18 +173,24 @@ class SparseConv2d(SparseMixin, nn.Conv2d):
 
 
 def sparse_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int, ...], n_heads: int, head_size: int,
-                 density: float | None, epsilon: float | None, generator: torch.Generator | None = None) -> Classifier:
-    """The sparse twin of `build_model`: sparse hidden layers or convolutions, a dense (multi-)head output."""
+                 density: float | None, epsilon: float | None, generator: torch.Generator | None = None,
+                 percent_on: float = 1.0) -> Classifier:
+    """The sparse twin of `build_model`: sparse hidden layers or convolutions, a dense (multi-)head output.
+
+    `percent_on` < 1 replaces every ReLU by k-winners-take-all (local over channels in a CNN).
+    """
     if backbone == "resnet18_reduced":
-        from clbench.nn.resnet import reduced_resnet18_features
+        from clbench.nn.resnet import reduced_resnet18_features, relu
 
         conv = functools.partial(SparseConv2d, density=density, epsilon=epsilon, generator=generator)
-        features, width = reduced_resnet18_features(input_shape[0], conv=conv)
+        act = functools.partial(KWinners2d, percent_on=percent_on, local=True) if percent_on < 1 else relu
+        features, width = reduced_resnet18_features(input_shape[0], conv=conv, act=act)
         return Classifier(features, width, n_heads, head_size)
     in_features = math.prod(input_shape)
     layers: list[nn.Module] = [nn.Flatten()]
     for width_in, width_out in zip((in_features, *hidden), hidden):
-        layers += [SparseLinear(width_in, width_out, density=density, epsilon=epsilon, generator=generator), nn.ReLU()]
+        layers += [SparseLinear(width_in, width_out, density=density, epsilon=epsilon, generator=generator),
+                   KWinners(width_out, percent_on) if percent_on < 1 else nn.ReLU()]
     return Classifier(nn.Sequential(*layers), hidden[-1] if hidden else in_features, n_heads, head_size)
 
 
