@@ -3,9 +3,11 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import clbench
 from clbench.registry import STRATEGIES
 
 
@@ -155,6 +157,15 @@ def test_the_package_never_imports_top_level_strategies_or_benchmarks(tmp_path):
             "stray = [m for m in ('strategies', 'benchmarks') if m in sys.modules]; assert not stray, stray")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_nn_layer_is_pure_torch():
+    """clbench.nn holds the modules; Avalanche belongs to the strategies (SPEC layering)."""
+    modules = sorted(p.stem for p in (Path(clbench.__file__).parent / "nn").glob("*.py"))
+    code = ("import sys, importlib; [importlib.import_module('clbench.nn.' + m) for m in %r]; "
+            "assert 'avalanche' not in sys.modules" % (modules,))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert {"kwinners", "hebbian", "paths", "sparse"} <= set(modules) and result.returncode == 0, result.stderr
 
 
 def test_cuda_without_a_gpu_is_a_usage_error(cli, tmp_path, monkeypatch):
