@@ -22,6 +22,7 @@ from clbench.config import RunConfig
 from clbench.nn.sparse import (
     SparseMixin,
     cosine_zeta,
+    floor_second_moments,
     gradient_regrow,
     random_regrow,
     regrow_values,
@@ -55,7 +56,7 @@ class SparseSynapsesPlugin(SupervisedPlugin):
         self.frozen: dict[str, Tensor] = {}  # layer name -> consolidated connections
         self._layers: list[tuple[str, SparseMixin]] = []
         self._saved: dict[str, Tensor] = {}
-        self._consolidated: set[str] = set()
+        self._consolidated: dict[str, Tensor] = {}  # layer name -> flat indices of its consolidated synapses
         self.iteration = self.step = self.steps_total = 0
         self.pruned = self.regrown = self.grown = 0  # topology prunes and regrowths; growth per experience
 
@@ -65,7 +66,8 @@ class SparseSynapsesPlugin(SupervisedPlugin):
         for name, layer in layers:
             self.frozen.setdefault(name, torch.zeros_like(layer.mask, dtype=torch.bool))
             layer.track_dense_grad = self.regrow == "gradient"
-        self._consolidated = {name for name, frozen in self.frozen.items() if frozen.any()}
+        self._consolidated = {name: torch.nonzero(frozen.flatten()).flatten()
+                              for name, frozen in self.frozen.items() if frozen.any()}
         if self._consolidated:
             for name, layer in layers:
                 self._grow(strategy, layer, round(self.grow * layer.mask.numel()))
@@ -76,8 +78,8 @@ class SparseSynapsesPlugin(SupervisedPlugin):
 
     def before_update(self, strategy, **kwargs):
         if self.old_lr_scale < 1:
-            self._saved = {name: layer.weight.detach().clone() for name, layer in self._layers
-                           if name in self._consolidated}
+            self._saved = {name: layer.weight.detach().view(-1)[self._consolidated[name]]
+                           for name, layer in self._layers if name in self._consolidated}
 
     def after_update(self, strategy, **kwargs):
         # Masked weights need no re-zeroing: they get zero gradient, and their optimizer
@@ -85,10 +87,12 @@ class SparseSynapsesPlugin(SupervisedPlugin):
         with torch.no_grad():
             for name, layer in self._layers:
                 if name in self._saved:  # consolidated synapses: frozen, or moved by old_lr_scale of the step
-                    old = self._saved[name]
-                    kept = old if self.old_lr_scale == 0 else old + self.old_lr_scale * (layer.weight - old)
-                    layer.weight.copy_(torch.where(self.frozen[name], kept, layer.weight))
+                    idx, old = self._consolidated[name], self._saved[name]
+                    flat = layer.weight.view(-1)
+                    flat[idx] = old if self.old_lr_scale == 0 else old + self.old_lr_scale * (flat[idx] - old)
         self.iteration += 1
+        if self.iteration == 1:  # Adam's state exists from the first step on
+            self._floor_second_moments(strategy)
         if self.evolve_every and self.iteration % self.evolve_every == 0:
             self.evolve(strategy)
 
@@ -120,6 +124,11 @@ class SparseSynapsesPlugin(SupervisedPlugin):
             layer.weight.view(-1)[removed] = 0
             self.pruned += len(removed)
             self.regrown += self._place(strategy, layer, self._choose(layer, len(removed)), extra_reset=removed)
+        self._floor_second_moments(strategy)
+
+    def _floor_second_moments(self, strategy) -> None:
+        for _, layer in self._layers:
+            floor_second_moments(strategy.optimizer, layer.weight, layer.mask)
 
     def _choose(self, layer: SparseMixin, n: int) -> Tensor:
         if self.regrow == "gradient" and layer.dense_grad is not None:

@@ -170,3 +170,16 @@ def test_optional_kwinners_activations_keep_activity_sparse():
     record = runner.run(cfg)
     assert record.status == "ok" and len(record.extras["density"]) == 2
     assert all(mean <= 0.2 + 1e-6 for mean, _ in record.extras["active_train"][-1].values())
+
+
+def test_adam_second_moments_of_masked_weights_are_floored_not_zero():
+    """Square roots of exact zeros are slow on CPUs; the floor leaves masked updates at exactly 0."""
+    from clbench.nn.sparse import SECOND_MOMENT_FLOOR
+
+    bench, strategy = built(scenario="class")
+    strategy.train(list(bench.train_stream)[0])
+    for _, layer in layers_of(strategy):
+        second = strategy.optimizer.state[layer.weight]["exp_avg_sq"]
+        masked = layer.mask == 0
+        assert torch.all(second[masked] > 0) and torch.all(second[masked] <= SECOND_MOMENT_FLOOR)
+        assert torch.all(layer.weight[masked] == 0)

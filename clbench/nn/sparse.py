@@ -103,6 +103,22 @@ def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: Tensor, flat_
             value.view(-1)[flat_idx] = 0
 
 
+SECOND_MOMENT_FLOOR = 1e-20  # a normal float32 for the ~40k steps it takes beta2 = 0.999 to decay it
+
+
+@torch.no_grad()
+def floor_second_moments(optimizer: torch.optim.Optimizer, param: Tensor, mask: Tensor) -> None:
+    """Set Adam's second moment of masked positions to a tiny normal number instead of exact zero.
+
+    A masked weight has zero gradient and zero first moment, so its Adam update stays exactly 0
+    either way; but square roots of exact zeros run several times slower than of normal numbers
+    on CPUs, and at 5% density they are 95% of the tensor.
+    """
+    second = optimizer.state.get(param, {}).get("exp_avg_sq")
+    if second is not None and second.shape == mask.shape:
+        second.masked_fill_(mask == 0, SECOND_MOMENT_FLOOR)
+
+
 class SparseMixin:
     """Mask bookkeeping shared by the sparse layers (the weight lives in the nn layer)."""
 
