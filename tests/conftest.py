@@ -186,3 +186,33 @@ def avalanche_digits():
     y = torch.tensor(digits.target)
     data = {"train": tensor_dataset(x[:1400], y[:1400]), "test": tensor_dataset(x[1400:], y[1400:])}
     return with_task_labels(class_incremental_benchmark(data, class_order=list(range(10)), num_experiences=5))
+
+
+@pytest.fixture
+def avalanche_pipeline(avalanche_digits):
+    """Train on two experiences of `avalanche_digits` in a plain Avalanche pipeline; the accuracy on the second.
+
+    `form="strategy"`: the method's own strategy class with `plugin` as keyword `plugin_arg` (Avalanche
+    checks keywords against the signature, so each strategy names it); `form="plugin"`: Avalanche's
+    `Naive` with `plugin` in its plugin list. Evaluation by Avalanche's `EvaluationPlugin`.
+    """
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.training import Naive
+    from avalanche.training.plugins import EvaluationPlugin
+    from torch import nn
+
+    def run(form, strategy_class, plugin_arg, plugin, model, optimizer, epochs: int) -> float:
+        evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
+        common = dict(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=32,
+                      train_epochs=epochs, eval_mb_size=256, evaluator=evaluator)
+        if form == "strategy":
+            strategy = strategy_class(**{plugin_arg: plugin}, **common)
+            assert getattr(strategy, plugin_arg) is plugin and plugin in strategy.plugins
+        else:
+            strategy = Naive(plugins=[plugin], **common)
+        for exp in avalanche_digits.train_stream[:2]:
+            strategy.train(exp)
+        metrics = strategy.eval(avalanche_digits.test_stream[:2])
+        return metrics["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"]
+
+    return run

@@ -89,25 +89,14 @@ def test_split_cifar10_puts_a_plastic_head_on_the_cnn(cli, read_records, tmp_pat
 
 
 @pytest.mark.parametrize("form", ["strategy", "plugin"])
-def test_in_a_hand_built_avalanche_pipeline(form, avalanche_digits):
-    from avalanche.evaluation.metrics import accuracy_metrics
-    from avalanche.training import Naive
-    from avalanche.training.plugins import EvaluationPlugin
-
+def test_in_a_hand_built_avalanche_pipeline(form, avalanche_pipeline):
     from clbench.strategies import Hebbian, HebbianPlugin
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), PlasticLinear(64, 10, alpha_init=0.1))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     plugin = HebbianPlugin()
-    evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
-    common = dict(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=32,
-                  train_epochs=5, eval_mb_size=256, evaluator=evaluator)
-    strategy = Hebbian(hebbian=plugin, **common) if form == "strategy" else Naive(plugins=[plugin], **common)
-    for exp in avalanche_digits.train_stream[:2]:
-        strategy.train(exp)
-    metrics = strategy.eval(avalanche_digits.test_stream[:2])
-    assert metrics["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"] > 0.8
+    assert avalanche_pipeline(form, Hebbian, "hebbian", plugin, model, optimizer, epochs=5) > 0.8
     written = model[2].current_trace().abs().sum(0)
     assert (written[:4] > 0).all() and (written[4:] == 0).all()  # classes 0-3 seen, 4-9 never written
     assert plugin.writes > 0 and model[2].eta.grad is not None

@@ -76,27 +76,14 @@ def test_the_numenta_reference_configurations_resolve(name, strategy):
 
 
 @pytest.mark.parametrize("form", ["strategy", "plugin"])
-def test_in_a_hand_built_avalanche_pipeline(form, avalanche_digits):
-    from avalanche.evaluation.metrics import accuracy_metrics
-    from avalanche.training import Naive
-    from avalanche.training.plugins import EvaluationPlugin
-
+def test_in_a_hand_built_avalanche_pipeline(form, avalanche_pipeline):
     from clbench.strategies import KWinners as KWinnersStrategy, KWinnersPlugin
 
     torch.manual_seed(0)
     model = nn.Sequential(SparseWeights(nn.Linear(64, 128), 0.5), KWinners(128, 0.2), nn.Linear(128, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-4)
     plugin = KWinnersPlugin()
-    evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
-    common = dict(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=32,
-                  train_epochs=5, eval_mb_size=256, evaluator=evaluator)
-    strategy = (KWinnersStrategy(kwinners=plugin, **common) if form == "strategy"
-                else Naive(plugins=[plugin], **common))
-    bench = avalanche_digits
-    for exp in bench.train_stream[:2]:
-        strategy.train(exp)
-    metrics = strategy.eval(bench.test_stream[:2])
-    assert metrics["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"] > 0.8
+    assert avalanche_pipeline(form, KWinnersStrategy, "kwinners", plugin, model, optimizer, epochs=5) > 0.8
     assert float(model[1].boost_strength) == pytest.approx(0.9 ** 10)
     assert torch.all(model[0].weight[model[0].mask == 0] == 0)
     assert plugin.train_activity["1"][0] <= 26 / 128 + 1e-6 and plugin.eval_activity["1"][0] > 0

@@ -98,11 +98,7 @@ def test_split_cifar10_runs_on_generated_data(cli, read_records, tmp_path, gener
 
 
 @pytest.mark.parametrize("form", ["strategy", "plugin"])
-def test_in_a_hand_built_avalanche_pipeline(form, avalanche_digits):
-    from avalanche.evaluation.metrics import accuracy_metrics
-    from avalanche.training import Naive
-    from avalanche.training.plugins import EvaluationPlugin
-
+def test_in_a_hand_built_avalanche_pipeline(form, avalanche_pipeline):
     from clbench.strategies import PathPlastic, PathPlasticPlugin
 
     torch.manual_seed(0)
@@ -110,12 +106,5 @@ def test_in_a_hand_built_avalanche_pipeline(form, avalanche_digits):
     model = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), Classifier(trunk, 16, 1, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     plugin = PathPlasticPlugin(rewire_every=10, keep_paths=1)
-    evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
-    common = dict(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=32,
-                  train_epochs=4, eval_mb_size=256, evaluator=evaluator)
-    strategy = PathPlastic(paths=plugin, **common) if form == "strategy" else Naive(plugins=[plugin], **common)
-    for exp in avalanche_digits.train_stream[:2]:
-        strategy.train(exp)
-    metrics = strategy.eval(avalanche_digits.test_stream[:2])
-    assert metrics["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"] > 0.8
+    assert avalanche_pipeline(form, PathPlastic, "paths", plugin, model, optimizer, epochs=4) > 0.8
     assert plugin.rewires > 0 and sum(m.frozen for m in trunk.paths.values()) == 2 and len(trunk.paths) == 4

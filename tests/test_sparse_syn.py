@@ -91,26 +91,14 @@ def test_record_extras_topology_and_profile():
 
 
 @pytest.mark.parametrize("form", ["strategy", "plugin"])
-def test_in_a_hand_built_avalanche_pipeline(form, avalanche_digits):
-    from avalanche.evaluation.metrics import accuracy_metrics
-    from avalanche.training import Naive
-    from avalanche.training.plugins import EvaluationPlugin
-
+def test_in_a_hand_built_avalanche_pipeline(form, avalanche_pipeline):
     from clbench.strategies import SparseSynapses, SparseSynapsesPlugin
 
     torch.manual_seed(0)
     model = nn.Sequential(SparseLinear(64, 64, density=0.2), nn.ReLU(), nn.Linear(64, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     plugin = SparseSynapsesPlugin(grow=0.05, max_density=0.5)
-    evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
-    common = dict(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=32,
-                  train_epochs=8, eval_mb_size=256, evaluator=evaluator)
-    strategy = SparseSynapses(sparse=plugin, **common) if form == "strategy" else Naive(plugins=[plugin], **common)
-    bench = avalanche_digits
-    for exp in bench.train_stream[:2]:
-        strategy.train(exp)
-    metrics = strategy.eval(bench.test_stream[:2])
-    assert metrics["Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp001"] > 0.8
+    assert avalanche_pipeline(form, SparseSynapses, "sparse", plugin, model, optimizer, epochs=8) > 0.8
     assert plugin.frozen["0"].sum() > 0 and plugin.pruned > 0
     assert model[0].connections == round(0.2 * 64 * 64) + round(0.05 * 64 * 64)
 
