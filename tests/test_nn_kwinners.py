@@ -150,3 +150,8 @@ def test_sparse_weights_conv_forward_matches_a_masked_convolution():
     expected = nn.functional.conv2d(x, conv.weight * layer.mask, conv.bias, padding=1)
     assert torch.allclose(layer(x), expected)
     assert math.isclose(float(layer.mask.mean()), 9 / 18)
+
+
+def test_a_duty_cycle_period_shorter_than_the_batch_averages_over_the_batch():
+    new = update_duty_cycles(torch.tensor([0.9]), torch.tensor([1.0]), seen=4, batch=4, period=2)
+    assert torch.allclose(new, torch.tensor([0.25]))

@@ -66,9 +66,9 @@ def update_duty_cycles(duty_cycles: Tensor, active: Tensor, seen: int, batch: in
     """New duty cycles after a batch of `batch` samples whose per-unit active count is `active`.
 
     period = min(duty_cycle_period, seen); duty = (duty·(period − B) + active) / period,
-    with `seen` already including this batch.
+    with `seen` already including this batch (a period shorter than the batch counts as the batch).
     """
-    period = min(period, seen)
+    period = max(min(period, seen), batch)
     return (duty_cycles * (period - batch) + active) / period
 
 
@@ -141,10 +141,10 @@ class KWinners2d(_KWinnersBase):
                  duty_cycle_period: int = 1000, break_ties: bool = False, relu: bool = False):
         if not 0 < percent_on <= 1:
             raise ValueError(f"percent_on must be in (0, 1], got {percent_on}")
-        self_n = channels if local else channels * spatial
-        super().__init__(channels, round(self_n * percent_on), k_inference_factor, boost_strength,
+        n_competing = channels if local else channels * spatial
+        super().__init__(channels, round(n_competing * percent_on), k_inference_factor, boost_strength,
                          boost_strength_factor, duty_cycle_period, break_ties, relu)
-        self.n_competing, self.local, self.percent_on = self_n, local, percent_on
+        self.n_competing, self.local, self.percent_on = n_competing, local, percent_on
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.local and x.shape[1] * x.shape[2] * x.shape[3] != self.n_competing:
