@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from clbench.config import resolve
+from clbench.config import load_toml, resolve
 from clbench.metrics import summarize
 from clbench.report import read_record
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
+CONFIGS = REFERENCE / "configs"
 RECORDS = sorted(REFERENCE.rglob("*.json"))
 
 
@@ -26,10 +27,23 @@ def test_record_loads_and_its_metrics_recompute(path):
     assert path.stem == record["run_id"]
 
 
+def shipped_settings(benchmark: str, strategy: str) -> list[dict]:
+    """Keys of the shipped reference configuration files for this benchmark and strategy."""
+    settings = []
+    for path in sorted(CONFIGS.glob("*.toml")):
+        values = load_toml(path)
+        if (values.pop("benchmark", None), values.pop("strategy", None)) == (benchmark, strategy):
+            settings.append(values)
+    return settings
+
+
 @pytest.mark.parametrize("path", RECORDS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_record_was_made_by_todays_defaults(path):
-    """Reference commands use registered defaults only: a changed default makes these records stale."""
+    """Reference commands use registered defaults or a shipped config file: a changed default makes them stale."""
     record, _ = read_record(path)
-    cfg = resolve(record["benchmark"], record["strategy"], scenario=record["scenario"], seed=record["seed"])
-    assert cfg.to_dict() == record["config"]
-    assert cfg.run_id() == record["run_id"]
+    names = dict(scenario=record["scenario"], seed=record["seed"])
+    candidates = [resolve(record["benchmark"], record["strategy"], **names)]
+    candidates += [resolve(record["benchmark"], record["strategy"], file_values=values, **names)
+                   for values in shipped_settings(record["benchmark"], record["strategy"])]
+    assert any(cfg.to_dict() == record["config"] and cfg.run_id() == record["run_id"] for cfg in candidates)
+
