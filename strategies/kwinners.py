@@ -27,23 +27,29 @@ def duty_cycle_entropy(duty_cycles: Tensor) -> float:
 
 
 class ActivityProbe:
-    """Fraction of active (> 0) units per sample at every k-WTA layer, gathered by forward hooks."""
+    """Fraction of active (> 0) units per sample at every k-WTA layer, gathered by forward hooks.
+
+    Keeps running sums (count, Σ, Σ²) per layer, so a long experience costs no memory.
+    """
 
     def __init__(self, model: nn.Module):
-        self.fractions: dict[str, list[Tensor]] = {}
+        self.sums: dict[str, Tensor] = {}
         self.handles = [module.register_forward_hook(self._hook(name)) for name, module in kwinners_layers(model)]
 
     def _hook(self, name: str):
         def record(module, inputs, output):
-            self.fractions.setdefault(name, []).append((output.detach() > 0).flatten(1).float().mean(1))
+            fractions = (output.detach() > 0).flatten(1).double().mean(1)
+            batch = torch.stack([fractions.new_tensor(len(fractions)), fractions.sum(), fractions.pow(2).sum()])
+            self.sums[name] = self.sums[name] + batch if name in self.sums else batch
         return record
 
     def summary(self) -> dict[str, list[float]]:
-        """{layer: [mean, std]} over every sample seen."""
+        """{layer: [mean, sample std]} over every sample seen."""
         out = {}
-        for name, chunks in self.fractions.items():
-            values = torch.cat(chunks)
-            out[name] = [float(values.mean()), float(values.std()) if len(values) > 1 else 0.0]
+        for name, (count, total, squares) in self.sums.items():
+            mean = total / count
+            var = (squares - count * mean**2) / (count - 1) if count > 1 else torch.zeros(())
+            out[name] = [float(mean), float(var.clamp(min=0).sqrt())]
         return out
 
     def remove(self) -> None:

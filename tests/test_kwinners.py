@@ -87,3 +87,16 @@ def test_in_a_hand_built_avalanche_pipeline(form, avalanche_pipeline):
     assert float(model[1].boost_strength) == pytest.approx(0.9 ** 10)
     assert torch.all(model[0].weight[model[0].mask == 0] == 0)
     assert plugin.train_activity["1"][0] <= 26 / 128 + 1e-6 and plugin.eval_activity["1"][0] > 0
+
+
+def test_activity_probe_mean_and_std_by_hand():
+    from clbench.strategies.kwinners import ActivityProbe
+
+    model = nn.Sequential(KWinners(4, 0.5, boost_strength=0.0))
+    probe = ActivityProbe(model)
+    model(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))  # winners 3, 4: both active -> 0.5
+    model(torch.tensor([[-1.0, -2.0, 3.0, -4.0], [-1.0, -2.0, 3.0, -4.0]]))  # winners 3, -1: one active -> 0.25
+    probe.remove()
+    model(torch.ones(1, 4))  # no longer recorded
+    (mean, std), = probe.summary().values()
+    assert mean == pytest.approx(1 / 3) and std == pytest.approx((3 / 144) ** 0.5)
