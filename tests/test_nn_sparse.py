@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from clbench.nn.sparse import (
+    SECOND_MOMENT_FLOOR,
     SparseConv2d,
     SparseLinear,
+    clamp_second_moments,
     cosine_zeta,
     erdos_renyi_density,
     gradient_regrow,
@@ -112,6 +114,29 @@ def test_reset_optimizer_state_zeroes_the_changed_positions_only():
     keep[[0, 5]] = False
     assert torch.equal(state["exp_avg"].view(-1)[keep], before.view(-1)[keep])
     assert state["step"].ndim == 0  # scalar state untouched
+
+
+def test_clamp_second_moments_lifts_exact_zeros_and_keeps_zero_updates_zero():
+    weight = torch.nn.Parameter(torch.ones(2, 2))
+    optimizer = torch.optim.Adam([weight], lr=0.1)
+    weight.grad = torch.tensor([[0.0, 1.0], [0.0, 1e-12]])
+    optimizer.step()
+    clamp_second_moments(optimizer)
+    second = optimizer.state[weight]["exp_avg_sq"]
+    floor = torch.tensor(SECOND_MOMENT_FLOOR).item()  # as float32
+    assert second.tolist() == [[floor, pytest.approx(1e-3)], [floor, floor]]  # 0 and 1e-27 lifted
+    weight.grad = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    optimizer.step()
+    assert weight[:, 0].tolist() == [1.0, 1.0]  # never a gradient: never moved
+
+
+def test_clamp_second_moments_ignores_optimizers_without_them():
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
+    weight.grad = torch.zeros(3)
+    optimizer.step()
+    clamp_second_moments(optimizer)
+    assert set(optimizer.state[weight]) == {"momentum_buffer"}
 
 
 def test_sgd_momentum_is_reset_too():

@@ -119,6 +119,20 @@ def floor_second_moments(optimizer: torch.optim.Optimizer, param: Tensor, mask: 
         second.masked_fill_(mask == 0, SECOND_MOMENT_FLOOR)
 
 
+@torch.no_grad()
+def clamp_second_moments(optimizer: torch.optim.Optimizer) -> None:
+    """Raise every Adam second moment below `SECOND_MOMENT_FLOOR` to it (see `floor_second_moments`).
+
+    For networks whose zero gradients are not known in advance (units that never win a k-WTA
+    competition, inputs that are always 0). Below the floor sqrt(v) < 1e-10 is far under Adam's
+    eps (1e-8), so the update changes by less than 1%; parameters whose gradient has always been 0
+    keep an update of exactly 0. A no-op for optimizers without second moments.
+    """
+    for state in optimizer.state.values():
+        if "exp_avg_sq" in state:
+            state["exp_avg_sq"].clamp_(min=SECOND_MOMENT_FLOOR)
+
+
 class SparseMixin:
     """Mask bookkeeping shared by the sparse layers (the weight lives in the nn layer)."""
 
