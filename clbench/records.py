@@ -60,6 +60,12 @@ def check_out_dir(out: Path) -> Path:
     return out
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json_atomic(data: Any, path: Path) -> Path:
     """Write JSON to `path` via a temp file in the same folder and a rename."""
     try:
@@ -68,6 +74,7 @@ def write_json_atomic(data: Any, path: Path) -> Path:
         raise UsageError(f"cannot write '{path}': a file stands where a folder is needed.") from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private; a record is an ordinary file
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=1, allow_nan=False)
             handle.write("\n")

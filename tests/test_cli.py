@@ -1,6 +1,8 @@
 """The command line: every strategy on the digits benchmarks, output, and bad input."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import clbench
+from clbench.records import write_json_atomic
 from clbench.registry import STRATEGIES
 
 
@@ -44,6 +47,15 @@ def test_record_layout_and_fields(cli, tmp_path):
         assert key in record
     assert record["config"]["epochs"] == 1 and record["config"]["hidden"] == [100, 100]
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_json_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_json_atomic({"a": 1}, tmp_path / "x.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's private 0600
 
 
 def test_same_command_twice_gives_identical_matrices(cli, read_records, tmp_path):
