@@ -80,6 +80,33 @@ def test_a_run_writes_traces_in_training_only_and_records_statistics():
     assert all(value > 0 for value in extras["alpha_norm"][-1].values())
 
 
+def flushes_denormals() -> bool:
+    return torch.tensor([1e-39]).mul(1.0).item() == 0.0
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_denormals_are_flushed_while_training_only(flush):
+    from avalanche.core import SupervisedPlugin
+
+    from clbench.strategies import HebbianPlugin
+
+    seen = []
+
+    class Probe(SupervisedPlugin):
+        def after_training_iteration(self, strategy, **kwargs):
+            seen.append(flushes_denormals())
+
+    cfg = resolve("split_digits", "hebbian", cli_values={"iterations": "2", "n_experiences": "1"})
+    bench, strategy = runner.build(cfg)
+    plugin = next(p for p in strategy.plugins if isinstance(p, HebbianPlugin))
+    plugin.flush_denormals = flush
+    strategy.plugins.append(Probe())
+    assert not flushes_denormals()
+    strategy.train(list(bench.train_stream)[0])
+    assert seen == [flush, flush]
+    assert not flushes_denormals()  # torch's default again for whatever runs next
+
+
 def test_split_cifar10_puts_a_plastic_head_on_the_cnn(cli, read_records, tmp_path, generated_root):
     result = cli("run", "-b", "split_cifar10", "-s", "hebbian", "--iterations", "3", "--n-experiences", "2",
                  "--data-root", generated_root, "-q", "--out", tmp_path / "o")
