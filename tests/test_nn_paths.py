@@ -63,7 +63,7 @@ def test_prune_criteria_choose_the_predicted_path(criterion, grads, expected):
 def test_gate_is_a_scalar_in_zero_one_and_scales_the_branch():
     trunk = PathPlasticTrunk(1, widths=(4,), stage_lengths=(2,), max_paths=0)
     path = trunk.add_path((0, 1))
-    assert path.gate.shape == () and 0 <= float(path.gate) <= 1
+    assert path.gate.shape == () and 0 <= path.gate.item() <= 1
     x = torch.randn(2, 4, 5, 5)
     with torch.no_grad():
         path.gate.fill_(0.0)
