@@ -116,6 +116,7 @@ def _run(cfg: RunConfig, reporter: Reporter) -> RunRecord:
     cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    torch.set_flush_denormal(False)  # torch's default, whatever an earlier run in this process left
     seed_everything(cfg.seed)
     benchmark, strategy = build(cfg, None if reporter.quiet else reporter)
     joint = bool(STRATEGIES.get(cfg.strategy).extra.get("joint"))

@@ -40,7 +40,8 @@ class HebbianPlugin(SupervisedPlugin):
 
     `flush_denormals`: while training, treat floats below 1.2e-38 as zero on the CPU
     (`torch.set_flush_denormal`, switched off again after training; torch cannot read the
-    setting back). Early in training the trace term makes the logits span more than 87, the
+    setting back; a training that raises leaves it on, and clbench's runner resets it before
+    every run). Early in training the trace term makes the logits span more than 87, the
     softmax of the other classes underflows to denormal numbers, and their arithmetic made the
     first experience 2-3x slower than the others.
     """

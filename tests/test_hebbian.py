@@ -107,6 +107,15 @@ def test_denormals_are_flushed_while_training_only(flush):
     assert not flushes_denormals()  # torch's default again for whatever runs next
 
 
+def test_every_run_starts_without_flushing_denormals():
+    torch.set_flush_denormal(True)  # as a hebbian training that raised would leave it
+    try:
+        runner.run(resolve("split_digits", "naive", cli_values={"iterations": "1", "n_experiences": "1"}))
+        assert not flushes_denormals()
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_split_cifar10_puts_a_plastic_head_on_the_cnn(cli, read_records, tmp_path, generated_root):
     result = cli("run", "-b", "split_cifar10", "-s", "hebbian", "--iterations", "3", "--n-experiences", "2",
                  "--data-root", generated_root, "-q", "--out", tmp_path / "o")
