@@ -17,7 +17,7 @@ from torch import nn
 from clbench.benchmarks.store import Benchmark, TensorStore
 from clbench.benchmarks.streams import tensor_batches
 from clbench.config import RunConfig, TrainConfig
-from clbench.nn import build_model
+from clbench.nn import MultiHead, build_model
 
 
 class TaskAwareModel(MultiTaskModule):
@@ -55,12 +55,28 @@ def make_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
 
 
+def parameter_groups(model: nn.Module, weight_decay: float) -> list:
+    """The model's parameters for the optimizer, with task heads exempt from weight decay.
+
+    In task-incremental runs the heads of the tasks not being trained get no loss
+    gradient, but coupled L2 (SGD's and Adam's `weight_decay`) still pulls them to
+    zero: within an experience they collapse and their tasks fall to chance with
+    their features intact. So a multi-head output layer takes no decay.
+    """
+    heads = [p for m in model.modules() if isinstance(m, MultiHead) and m.n_heads > 1 for p in m.parameters()]
+    if weight_decay == 0 or not heads:
+        return list(model.parameters())
+    in_heads = {id(p) for p in heads}
+    return [{"params": [p for p in model.parameters() if id(p) not in in_heads]},
+            {"params": heads, "weight_decay": 0.0}]
+
+
 def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list, model: nn.Module | None = None) -> dict[str, Any]:
     """Keyword arguments of every Avalanche template built by clbench (default model: the benchmark's)."""
     model = model if model is not None else make_model(cfg, benchmark)
     return dict(
         model=model,
-        optimizer=make_optimizer(cfg.train, model.parameters()),
+        optimizer=make_optimizer(cfg.train, parameter_groups(model, cfg.train.weight_decay)),
         criterion=nn.CrossEntropyLoss(),
         train_mb_size=cfg.train.batch_size,
         train_epochs=cfg.train.epochs,

@@ -30,3 +30,27 @@ def test_si_strength_changes_the_result():
                                   cli_values={"epochs": "2", "si_lambda": lam})).metrics["acc"]
 
     assert acc("0") != pytest.approx(acc("1000000"), abs=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_weight_decay_spares_the_heads_of_tasks_not_being_trained(optimizer):
+    """Coupled L2 would pull an untrained task's head to zero; its head must come out of a later experience intact."""
+    cfg = resolve("split_digits", "naive", scenario="task",
+                  cli_values={"iterations": "20", "weight_decay": "0.1", "optimizer": optimizer})
+    runner.seed_everything(0)
+    bench, strategy = runner.build(cfg)
+    stream = list(bench.train_stream)
+    strategy.train(stream[0])
+    head = strategy.model.net.head
+    rows = slice(0, head.head_size)  # task 0's units
+    first_head = head.linear.weight.detach()[rows].clone()
+    first_layer = strategy.model.net.features[1].weight.detach().clone()
+    strategy.train(stream[1])
+    later_head = head.linear.weight.detach()[rows]
+    if optimizer == "sgd":  # no momentum: no gradient, no decay, no change
+        assert torch.equal(later_head, first_head)
+    else:  # Adam's running moments still move it, but decay no longer shrinks it (it did: 0.786 -> 0.764)
+        assert later_head.norm() >= first_head.norm()
+    assert not torch.equal(strategy.model.net.features[1].weight.detach(), first_layer)  # the rest still trains
+    groups = strategy.optimizer.param_groups
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
