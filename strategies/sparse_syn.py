@@ -3,9 +3,9 @@
 `SparseSynapsesPlugin` drives the `SparseMixin` layers of any model: SET/RigL
 topology steps (prune the weights closest to zero, regrow as many at free
 positions), growth of new connections at the start of every experience after
-the first, consolidation of the connections that carried an experience
-(frozen, or slowed by `old_lr_scale`, and never pruned again), and a density
-cap. `SparseSynapses` is an Avalanche `SupervisedTemplate` with the plugin.
+the first, consolidation of the connections that carried an experience and
+of the biases of their units (frozen, or slowed by `old_lr_scale`; the
+connections are never pruned again), and a density cap. `SparseSynapses` is an Avalanche `SupervisedTemplate` with the plugin.
 """
 
 from __future__ import annotations
@@ -40,6 +40,20 @@ def sparse_layers(model: nn.Module) -> list[tuple[str, SparseMixin]]:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, SparseMixin)]
 
 
+def consolidated_parts(layer: SparseMixin, frozen: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """The consolidated synapses of `layer` and the biases of the units they feed, as (parameter, flat indices).
+
+    A unit's bias moves every input-output mapping through it, so a unit that
+    carries a consolidated synapse has its bias consolidated with it.
+    """
+    if not frozen.any():
+        return []
+    parts = [(layer.weight, torch.nonzero(frozen.flatten()).flatten())]
+    if layer.bias is not None:
+        parts.append((layer.bias, torch.nonzero(frozen.flatten(1).any(1)).flatten()))
+    return parts
+
+
 class SparseSynapsesPlugin(SupervisedPlugin):
     """Evolves, grows and consolidates the connections of a model's sparse layers."""
 
@@ -55,8 +69,8 @@ class SparseSynapsesPlugin(SupervisedPlugin):
         self.generator = torch.Generator().manual_seed(seed)
         self.frozen: dict[str, Tensor] = {}  # layer name -> consolidated connections
         self._layers: list[tuple[str, SparseMixin]] = []
-        self._saved: dict[str, Tensor] = {}
-        self._consolidated: dict[str, Tensor] = {}  # layer name -> flat indices of its consolidated synapses
+        self._consolidated: list[tuple[Tensor, Tensor]] = []  # (parameter, flat indices of its consolidated part)
+        self._saved: list[Tensor] = []  # their values before the optimizer step
         self.iteration = self.step = self.steps_total = 0
         self.pruned = self.regrown = self.grown = 0  # topology prunes and regrowths; growth per experience
 
@@ -66,8 +80,7 @@ class SparseSynapsesPlugin(SupervisedPlugin):
         for name, layer in layers:
             self.frozen.setdefault(name, torch.zeros_like(layer.mask, dtype=torch.bool))
             layer.track_dense_grad = self.regrow == "gradient"
-        self._consolidated = {name: torch.nonzero(frozen.flatten()).flatten()
-                              for name, frozen in self.frozen.items() if frozen.any()}
+        self._consolidated = [part for name, layer in layers for part in consolidated_parts(layer, self.frozen[name])]
         if self._consolidated:
             for name, layer in layers:
                 self._grow(strategy, layer, round(self.grow * layer.mask.numel()))
@@ -78,18 +91,15 @@ class SparseSynapsesPlugin(SupervisedPlugin):
 
     def before_update(self, strategy, **kwargs):
         if self.old_lr_scale < 1:
-            self._saved = {name: layer.weight.detach().view(-1)[self._consolidated[name]]
-                           for name, layer in self._layers if name in self._consolidated}
+            self._saved = [param.detach().view(-1)[idx] for param, idx in self._consolidated]
 
     def after_update(self, strategy, **kwargs):
         # Masked weights need no re-zeroing: they get zero gradient, and their optimizer
         # state is reset whenever the topology changes, so every optimizer leaves them at 0.
-        with torch.no_grad():
-            for name, layer in self._layers:
-                if name in self._saved:  # consolidated synapses: frozen, or moved by old_lr_scale of the step
-                    idx, old = self._consolidated[name], self._saved[name]
-                    flat = layer.weight.view(-1)
-                    flat[idx] = old if self.old_lr_scale == 0 else old + self.old_lr_scale * (flat[idx] - old)
+        with torch.no_grad():  # consolidated synapses and biases: frozen, or moved by old_lr_scale of the step
+            for (param, idx), old in zip(self._consolidated, self._saved):
+                flat = param.view(-1)
+                flat[idx] = old if self.old_lr_scale == 0 else old + self.old_lr_scale * (flat[idx] - old)
         self.iteration += 1
         if self.iteration == 1:  # Adam's state exists from the first step on
             self._floor_second_moments(strategy)

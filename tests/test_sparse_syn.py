@@ -25,14 +25,27 @@ def test_consolidated_synapses_do_not_change_in_later_experiences():
     bench, strategy = built()
     stream = list(bench.train_stream)
     strategy.train(stream[0])
-    before = {name: (layer.weight.detach().clone(), layer.mask.clone()) for name, layer in layers_of(strategy)}
+    before = {name: (layer.weight.detach().clone(), layer.bias.detach().clone(), layer.mask.clone())
+              for name, layer in layers_of(strategy)}
     strategy.train(stream[1])
     strategy.train(stream[2])
     for name, layer in layers_of(strategy):
-        weight, mask = before[name]
-        kept = mask.bool()
+        weight, bias, mask = before[name]
+        kept, units = mask.bool(), mask.bool().any(1)
         assert torch.equal(layer.mask[kept], mask[kept])  # never pruned
         assert torch.equal(layer.weight.detach()[kept], weight[kept])  # never moved
+        assert units.any() and torch.equal(layer.bias.detach()[units], bias[units])  # nor the biases of their units
+
+
+def test_consolidated_parts_are_the_frozen_synapses_and_the_biases_of_their_units():
+    from clbench.strategies.sparse_syn import consolidated_parts
+
+    layer = SparseLinear(3, 3, density=1.0)
+    frozen = torch.tensor([[False, True, False], [False, False, False], [True, False, True]])
+    (weight, synapses), (bias, units) = consolidated_parts(layer, frozen)
+    assert weight is layer.weight and synapses.tolist() == [1, 6, 8]
+    assert bias is layer.bias and units.tolist() == [0, 2]
+    assert consolidated_parts(layer, torch.zeros(3, 3, dtype=torch.bool)) == []
 
 
 def test_slowed_synapses_move_less_than_free_ones():
