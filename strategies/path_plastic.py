@@ -6,8 +6,10 @@
 `gradient`, gates under `threshold`) and regrows random ones up to
 `max_paths`. New paths join the optimizer unless `register_new_params=False`
 (the original implementation's behaviour: regrown paths never train). After
-each experience the `keep_paths` best free paths by |gate| are frozen for it;
-later experiences grow and rewire in the remaining budget. `PathPlastic` is an
+each experience the `keep_paths` best free paths by |gate| are frozen for it,
+and after the first the stem and stage transitions (the identity path, which
+every experience runs through) are frozen too; later experiences grow and
+rewire paths in the remaining budget. `PathPlastic` is an
 Avalanche `SupervisedTemplate` with the plugin.
 """
 
@@ -83,6 +85,8 @@ class PathPlasticPlugin(SupervisedPlugin):
         budget = max(0, min(self.keep_paths, trunk.max_paths - self.keep_paths - frozen))
         for path in sorted(free, key=lambda p: -abs(float(free[p].gate.detach())))[:budget]:
             free[path].freeze()
+        if self.keep_paths:  # the identity path carried this experience too: keep it with its paths
+            trunk.freeze_identity_path()
         sync_optimizer(strategy.optimizer, strategy.model)
 
     # ------------------------------------------------------------- rewiring
@@ -117,7 +121,8 @@ class PathPlasticPlugin(SupervisedPlugin):
         paths = [[a, b, round(float(m.gate.detach()), 6)] for (a, b), m in zip(trunk.path_list, trunk.paths.values())]
         frozen = [[a, b] for (a, b), m in zip(trunk.path_list, trunk.paths.values()) if m.frozen]
         return {"paths": paths, "frozen_paths": frozen, "pruned_total": self.pruned, "grown_total": self.grown,
-                "rewires_total": self.rewires, "rewire_seconds": round(self.rewire_seconds, 4)}
+                "rewires_total": self.rewires, "rewire_seconds": round(self.rewire_seconds, 4),
+                "identity_frozen": trunk.identity_frozen}
 
 
 class PathPlastic(SupervisedTemplate):

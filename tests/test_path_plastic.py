@@ -77,6 +77,22 @@ def test_frozen_paths_do_not_change_in_later_experiences():
     assert len(trunk.paths) == 6
 
 
+@pytest.mark.parametrize("keep_paths", [2, 0])
+def test_the_identity_path_is_frozen_after_the_first_experience_when_paths_are_kept(keep_paths):
+    bench, strategy = built(rewire_every="0", keep_paths=str(keep_paths))
+    stream = list(bench.train_stream)
+    strategy.train(stream[0])
+    trunk = trunk_of(strategy)
+    identity = {k: v.clone() for part in (trunk.stem, trunk.transitions) for k, v in part.state_dict().items()}
+    strategy.train(stream[1])
+    after = {k: v for part in (trunk.stem, trunk.transitions) for k, v in part.state_dict().items()}
+    unchanged = all(torch.equal(v, identity[k]) for k, v in after.items())  # weights and BN statistics
+    assert trunk.identity_frozen == bool(keep_paths) and unchanged == bool(keep_paths)
+    assert any(torch.equal(v, identity[k]) is False for k, v in after.items()) != bool(keep_paths)
+    strategy.model.train()
+    assert trunk.stem.training != bool(keep_paths) and trunk.paths.training
+
+
 def test_record_extras_list_paths_and_counts():
     cfg = resolve("split_digits", "path_plastic", cli_values={"epochs": "1", "n_experiences": "2",
                                                              "rewire_every": "2", "rewire_last_epoch": "true"})
@@ -86,6 +102,7 @@ def test_record_extras_list_paths_and_counts():
     assert all(len(p) == 3 and p[0] < p[1] for p in extras["paths"][-1])
     assert len(extras["frozen_paths"][-1]) == 4 and extras["pruned_total"][-1] > 0
     assert 0 <= extras["rewire_seconds"][-1] < record.timing["train_total"]
+    assert extras["identity_frozen"] == [True, True]
 
 
 def test_split_cifar10_runs_on_generated_data(cli, read_records, tmp_path, generated_root):
@@ -106,5 +123,5 @@ def test_in_a_hand_built_avalanche_pipeline(form, avalanche_pipeline):
     model = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), Classifier(trunk, 16, 1, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     plugin = PathPlasticPlugin(rewire_every=10, keep_paths=1)
-    assert avalanche_pipeline(form, PathPlastic, "paths", plugin, model, optimizer, epochs=4) > 0.8
+    assert avalanche_pipeline(form, PathPlastic, "paths", plugin, model, optimizer, epochs=8) > 0.8
     assert plugin.rewires > 0 and sum(m.frozen for m in trunk.paths.values()) == 2 and len(trunk.paths) == 4

@@ -131,6 +131,21 @@ class PathPlasticTrunk(nn.Module):
         self.paths = nn.ModuleDict()
         self.grow(max_paths)
         self.out_features = widths[-1]
+        self.identity_frozen = False
+
+    def freeze_identity_path(self) -> None:
+        """Fix the stem and the stage transitions (parameters and BN statistics): every input runs through them."""
+        self.identity_frozen = True
+        self.stem.requires_grad_(False)
+        self.transitions.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.identity_frozen:
+            self.stem.eval()
+            self.transitions.eval()
+        return self
 
     def channels(self, position: int) -> int:
         return self.widths[self.stages[position]]
