@@ -9,8 +9,8 @@
 each experience the `keep_paths` best free paths by |gate| are frozen for it,
 and after the first the stem and stage transitions (the identity path, which
 every experience runs through) are frozen too; later experiences grow and
-rewire paths in the remaining budget. `PathPlastic` is an
-Avalanche `SupervisedTemplate` with the plugin.
+rewire paths in the remaining budget. `PathPlastic` is an Avalanche
+`SupervisedTemplate` with the plugin.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ topology steps (prune the weights closest to zero, regrow as many at free
 positions), growth of new connections at the start of every experience after
 the first, consolidation of the connections that carried an experience and
 of the biases of their units (frozen, or slowed by `old_lr_scale`; the
-connections are never pruned again), and a density cap. `SparseSynapses` is an Avalanche `SupervisedTemplate` with the plugin.
+connections are never pruned again), and a density cap. `SparseSynapses` is
+an Avalanche `SupervisedTemplate` with the plugin.
 """
 
 from __future__ import annotations
