@@ -89,16 +89,25 @@ def write_record(record: RunRecord, out: Path) -> Path:
     return write_json_atomic(record.to_dict(), record.path(out))
 
 
-def git_commit() -> str | None:
-    """The clbench checkout's commit, when it runs from one."""
+def _git(*args: str, cwd: Path | None = None) -> str | None:
+    """The output of a git command in `cwd` (clbench's checkout by default); None outside a checkout."""
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                                capture_output=True, text=True, timeout=5)
+        result = subprocess.run(["git", *args], cwd=cwd or Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The clbench checkout's commit, when it runs from one."""
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty(cwd: Path | None = None) -> bool | None:
+    """Whether tracked files of the checkout differ from its commit (None outside a checkout)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
+    return None if status is None else bool(status)
 
 
 def environment(device: str) -> dict[str, Any]:
@@ -114,6 +123,7 @@ def environment(device: str) -> dict[str, Any]:
         "avalanche": getattr(avalanche, "__version__", "unknown"),
         "clbench": clbench.__version__,
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "device": device,
         "threads": torch.get_num_threads(),
         "platform": platform.platform(terse=True),

@@ -117,6 +117,7 @@ def _run(cfg: RunConfig, reporter: Reporter) -> RunRecord:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.set_flush_denormal(False)  # torch's default, whatever an earlier run in this process left
+    env = environment(cfg.device)  # taken now: the code that runs is the code checked out at the start
     seed_everything(cfg.seed)
     benchmark, strategy = build(cfg, None if reporter.quiet else reporter)
     joint = bool(STRATEGIES.get(cfg.strategy).extra.get("joint"))
@@ -138,7 +139,7 @@ def _run(cfg: RunConfig, reporter: Reporter) -> RunRecord:
         seed=cfg.seed, config=cfg.to_dict(), experiences=benchmark.describe(), initial_accuracy=initial,
         accuracy_matrix=matrix, metrics=summarize(matrix, initial) if error is None else summarize([]),
         timing=timing, model=model_stats(strategy.model), status=status, error=error,
-        extras=extras, env=environment(cfg.device),
+        extras=extras, env=env,
     )
 
 

@@ -154,3 +154,39 @@ def test_plugins_add_their_statistics_to_the_record(monkeypatch):
     record = runner.run(quick())
     assert record.extras["experiences_seen"] == [1, 2, 3, 4, 5]
     assert len(record.extras["weight_norm"]) == 5 and all(v > 0 for v in record.extras["weight_norm"])
+
+
+def test_the_record_names_the_commit_checked_out_when_the_run_started(monkeypatch):
+    from clbench import records
+
+    checkout = {"commit": "a" * 40}
+    monkeypatch.setattr(records, "git_commit", lambda: checkout["commit"])
+    monkeypatch.setattr(records, "git_dirty", lambda: False)
+    train_and_evaluate = runner.train_and_evaluate
+
+    def train_then_commit(*args, **kwargs):
+        out = train_and_evaluate(*args, **kwargs)
+        checkout["commit"] = "b" * 40  # a commit lands while the run trains
+        return out
+
+    monkeypatch.setattr(runner, "train_and_evaluate", train_then_commit)
+    record = runner.run(quick())
+    assert record.env["git_commit"] == "a" * 40 and record.env["git_dirty"] is False
+
+
+def test_git_dirty_sees_changes_to_tracked_files_only(tmp_path):
+    import subprocess
+
+    from clbench.records import git_dirty
+
+    assert git_dirty(tmp_path) is None  # not a checkout
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "a.txt").write_text("1")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "a"], check=True)
+    assert git_dirty(tmp_path) is False
+    (tmp_path / "untracked.txt").write_text("x")
+    assert git_dirty(tmp_path) is False
+    (tmp_path / "a.txt").write_text("2")
+    assert git_dirty(tmp_path) is True
