@@ -18,10 +18,12 @@ CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 255.0)
 DIGITS_STATS = ((0.3053,), (0.3760,), 16.0)  # mean/std of all 1797 digits scaled to [0, 1]
 
 
-def normalised_images(train_x: np.ndarray, test_x: np.ndarray, stats) -> torch.Tensor:
-    """Train rows then test rows, float32, normalised per channel."""
+def normalised_images(train_x: np.ndarray, test_x: np.ndarray, stats, normalize: bool = True) -> torch.Tensor:
+    """Train rows then test rows, float32, scaled to [0, 1] and (by default) normalised per channel."""
     mean, std, scale = stats
     x = torch.from_numpy(np.concatenate([train_x, test_x])).float().div_(scale)
+    if not normalize:
+        return x
     channels = x.shape[1]
     if channels == 1:
         return x.sub_(mean[0]).div_(std[0])
@@ -52,7 +54,7 @@ def _class_view(labels: torch.Tensor, offset: int, group: list[int], task: int |
 def build_split(cfg: RunConfig, arrays: sources.Arrays, stats) -> Benchmark:
     """Class-split benchmark: experience i holds the i-th group of classes."""
     train_x, train_y, test_x, test_y = arrays
-    store = TensorStore(normalised_images(train_x, test_x, stats))
+    store = TensorStore(normalised_images(train_x, test_x, stats, cfg.bench.normalize))
     y_train, y_test = torch.from_numpy(train_y), torch.from_numpy(test_y)
     classes = sorted(np.unique(train_y).tolist())
     groups = class_groups(classes, cfg.bench.n_experiences, cfg.bench.shuffle_classes, cfg.seed)
@@ -76,7 +78,10 @@ def permutations(n_pixels: int, n_experiences: int, identity_first: bool, seed: 
 def build_permuted(cfg: RunConfig, arrays: sources.Arrays, stats) -> Benchmark:
     """Permuted benchmark: every experience sees all classes under its own pixel permutation."""
     train_x, train_y, test_x, test_y = arrays
-    images = normalised_images(train_x, test_x, stats)
+    if cfg.bench.pad:  # zero (raw) pixels around the images, permuted with the rest
+        border = ((0, 0), (0, 0), (cfg.bench.pad, cfg.bench.pad), (cfg.bench.pad, cfg.bench.pad))
+        train_x, test_x = np.pad(train_x, border), np.pad(test_x, border)
+    images = normalised_images(train_x, test_x, stats, cfg.bench.normalize)
     n_pixels = int(np.prod(images.shape[1:]))
     store = TensorStore(images, permutations(n_pixels, cfg.bench.n_experiences, cfg.bench.identity_first, cfg.seed))
     y_train, y_test = torch.from_numpy(train_y), torch.from_numpy(test_y)

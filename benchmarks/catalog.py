@@ -33,6 +33,8 @@ class SplitConfig:
     N_CLASSES: ClassVar[int] = 10
     n_experiences: int = param(5, "number of experiences; must divide the number of classes", ge=1)
     shuffle_classes: bool = param(False, "draw the class order from the seed instead of 0/1, 2/3, ...")
+    normalize: bool = param(True, "standardise pixels by the data set's mean and std; false keeps them in [0, 1]",
+                            since=2)
 
     def __post_init__(self):
         if self.N_CLASSES % self.n_experiences:
@@ -49,6 +51,10 @@ class PermutedConfig:
 
     n_experiences: int = param(10, "number of permutations (experiences)", ge=1, le=1000)
     identity_first: bool = param(True, "experience 0 sees the original, unpermuted images")
+    normalize: bool = param(True, "standardise pixels by the data set's mean and std; false keeps them in [0, 1]",
+                            since=2)
+    pad: int = param(0, "zero pixels added on every side of the images before they are permuted (van de Ven's "
+                        "permuted MNIST: 2, i.e. 32x32)", ge=0, le=64, since=2)
 
 
 @register_benchmark("split_mnist", builder=f"{BUILDERS}:split_mnist", scenarios=("class", "task"),

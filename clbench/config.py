@@ -26,9 +26,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def param(default: Any, help: str, *, choices: tuple | None = None, ge=None, gt=None, le=None, lt=None):
-    """A config field with its help text and bounds (checked by `coerce`)."""
-    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
+def param(default: Any, help: str, *, choices: tuple | None = None, ge=None, gt=None, le=None, lt=None,
+          since: int = 1):
+    """A config field with its help text and bounds (checked by `coerce`).
+
+    `since` > 1 marks a key added after the first release: at its default it is
+    left out of a record's config and run id, so records made before the key
+    existed keep their ids and read the same as later ones.
+    """
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "since": since}
     if isinstance(default, (list, tuple)):
         return field(default=tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -73,11 +79,21 @@ class RunConfig:
             out.update({f.name: getattr(part, f.name) for f in dataclasses.fields(part)})
         return out
 
+    def later_keys_at_default(self) -> set[str]:
+        """Keys added after the first release (`since` > 1) that hold their default value."""
+        return {f.name for part in (self.train, self.bench, self.method) for f in dataclasses.fields(part)
+                if f.metadata.get("since", 1) > 1 and getattr(part, f.name) == f.default}
+
     def to_dict(self) -> dict[str, Any]:
-        """The resolved config as stored in a record (JSON types, no paths)."""
+        """The resolved config as stored in a record (JSON types, no paths).
+
+        Keys added later appear only when they differ from their default, so a
+        record made before such a key existed reads the same as one made after.
+        """
         head = {"benchmark": self.benchmark, "strategy": self.strategy,
                 "scenario": self.scenario, "seed": self.seed}
-        body = {k: list(v) if isinstance(v, tuple) else v for k, v in self.keys().items()}
+        skip = self.later_keys_at_default()
+        body = {k: list(v) if isinstance(v, tuple) else v for k, v in self.keys().items() if k not in skip}
         return {**head, **body}
 
     def run_id(self) -> str:

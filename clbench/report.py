@@ -66,7 +66,8 @@ def load_records(folders: Sequence[str | Path]) -> Loaded:
 
 
 def _variant(config: dict, varying: Iterable[str]) -> str:
-    return ", ".join(f"{k}={_short(config.get(k))}" for k in sorted(varying)) or "default"
+    """The varying keys a record sets; a key it lacks (added later, left at its default) is not named."""
+    return ", ".join(f"{k}={_short(config[k])}" for k in sorted(varying) if k in config) or "default"
 
 
 def _short(value: Any) -> str:

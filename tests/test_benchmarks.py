@@ -39,6 +39,25 @@ def test_images_are_normalised_once():
     assert abs(float(images.mean())) < 0.05 and abs(float(images.std()) - 1) < 0.05
 
 
+def test_pixels_can_stay_in_the_unit_interval():
+    images = build("split_digits", normalize="false").store.images
+    assert float(images.min()) == 0.0 and float(images.max()) == 1.0
+    assert torch.equal(images, build("permuted_digits", normalize="false").store.images)
+
+
+def test_padding_adds_zero_pixels_that_are_permuted_too():
+    plain = build("permuted_digits", normalize="false")
+    padded = build("permuted_digits", normalize="false", pad="2")
+    assert padded.input_shape == (1, 12, 12) and padded.store.images.shape[1:] == (1, 12, 12)
+    assert torch.equal(padded.store.images[:, :, 2:10, 2:10], plain.store.images)
+    border = padded.store.images.clone()
+    border[:, :, 2:10, 2:10] = 0
+    assert not border.any()
+    assert [len(p) for p in padded.store.permutations[1:]] == [144] * 4
+    standardised = build("permuted_digits", pad="2").store.images  # the padding is a raw 0, then standardised
+    assert torch.allclose(standardised[:, :, 0, 0], standardised.new_full((1,), -0.3053 / 0.3760))
+
+
 def test_split_task_incremental_remaps_labels_per_head():
     bench = build("split_digits", scenario="task")
     assert bench.n_heads == 5 and bench.head_size == 2

@@ -97,6 +97,30 @@ def test_run_id_depends_on_config_and_seed():
     assert a.run_id() != resolve("split_digits", "naive", seed=0, cli_values={"lr": "0.01"}).run_id()
 
 
+def test_a_key_added_later_counts_only_away_from_its_default():
+    import dataclasses
+
+    from clbench.config import param
+
+    @dataclasses.dataclass(frozen=True)
+    class Before:
+        lr_scale: float = param(1.0, "a first-release key")
+
+    @dataclasses.dataclass(frozen=True)
+    class After(Before):
+        extra: int = param(0, "a key added later", since=2)
+
+    base = resolve("split_digits", "naive")
+    before = dataclasses.replace(base, method=Before())
+    after = dataclasses.replace(base, method=After())
+    assert after.to_dict() == before.to_dict() and "extra" not in after.to_dict()
+    assert after.run_id() == before.run_id()  # records made before the key existed keep their ids
+    changed = dataclasses.replace(base, method=After(extra=3))
+    assert changed.to_dict()["extra"] == 3 and changed.run_id() != before.run_id()
+    moved = dataclasses.replace(base, method=Before(lr_scale=2.0))
+    assert moved.run_id() != before.run_id()  # a first-release key always counts
+
+
 def test_record_config_is_json_ready_and_has_no_paths():
     cfg = resolve("split_digits", "naive", data_root="/somewhere")
     data = cfg.to_dict()

@@ -46,6 +46,12 @@ def test_differing_config_keys_make_separate_rows(tmp_path, save_records, make_r
     assert set(table.loc[table["strategy"] == "ewc", "n"]) == {2}
 
 
+def test_a_key_a_record_lacks_is_not_named_in_its_variant(tmp_path, save_records, make_record):
+    records = [make_record("naive", 0, epochs=1), make_record("naive", 0, epochs=1, normalize=False, pad=2)]
+    table = table_for(save_records(tmp_path, records))
+    assert sorted(table["variant"]) == ["default", "normalize=False, pad=2"]
+
+
 def test_single_seed_has_no_std(tmp_path, save_records, make_record):
     table = table_for(save_records(tmp_path, [make_record()]))
     header, rows = tables.text_rows(table, ["acc"])
