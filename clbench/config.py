@@ -54,6 +54,8 @@ class TrainConfig:
     weight_decay: float = param(0.0, "L2 weight decay", ge=0)
     hidden: tuple[int, ...] = param((400, 400), "hidden layer widths of the MLP backbone")
     backbone: str = param("mlp", "network: MLP, or the reduced ResNet-18 for images", choices=("mlp", "resnet18_reduced"))
+    reset_optimizer: bool = param(False, "clear the optimizer's state (momentum, Adam's moments) before every "
+                                         "experience after the first; Avalanche keeps it", since=2)
 
 
 @dataclass(frozen=True)

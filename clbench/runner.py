@@ -29,6 +29,7 @@ from clbench.strategies.common import (
     Diverged,
     IterationBudgetPlugin,
     ProgressPlugin,
+    ResetOptimizerPlugin,
     TensorBatchesPlugin,
 )
 
@@ -92,6 +93,8 @@ def build(cfg: RunConfig, reporter: Reporter | None = None):
     """The benchmark and the Avalanche strategy with clbench's harness plugins."""
     benchmark = BENCHMARKS.get(cfg.benchmark).load_builder()(cfg)
     plugins: list = [TensorBatchesPlugin(benchmark.store, cfg.seed), DivergenceGuardPlugin()]
+    if cfg.train.reset_optimizer:
+        plugins.append(ResetOptimizerPlugin())
     if reporter is not None:
         plugins.append(ProgressPlugin(reporter.update, cfg.train.iterations))
     strategy = STRATEGIES.get(cfg.strategy).load_builder()(cfg, benchmark, plugins)

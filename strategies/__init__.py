@@ -16,6 +16,7 @@ _LAZY = {
     "TensorBatchesPlugin": "common",
     "IterationBudgetPlugin": "common",
     "DivergenceGuardPlugin": "common",
+    "ResetOptimizerPlugin": "common",
     "ProgressPlugin": "common",
     "Diverged": "common",
     "CopyingSIPlugin": "baselines",

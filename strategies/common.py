@@ -125,6 +125,21 @@ class IterationBudgetPlugin(SupervisedPlugin):
             strategy.stop_training()
 
 
+class ResetOptimizerPlugin(SupervisedPlugin):
+    """Clears the optimizer's state (SGD momentum, Adam's moments and step counts) before each later experience."""
+
+    def __init__(self):
+        super().__init__()
+        self.trained = False
+
+    def before_training_exp(self, strategy, **kwargs):
+        if self.trained:
+            strategy.optimizer.state.clear()
+
+    def after_training_exp(self, strategy, **kwargs):
+        self.trained = True
+
+
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 

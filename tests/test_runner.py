@@ -190,3 +190,20 @@ def test_git_dirty_sees_changes_to_tracked_files_only(tmp_path):
     assert git_dirty(tmp_path) is False
     (tmp_path / "a.txt").write_text("2")
     assert git_dirty(tmp_path) is True
+
+
+@pytest.mark.parametrize("reset,steps", [("false", [7, 14]), ("true", [7, 7])])
+def test_reset_optimizer_restarts_adam_each_experience(reset, steps):
+    from avalanche.core import SupervisedPlugin
+
+    benchmark, strategy = runner.build(quick(iterations="7", reset_optimizer=reset))
+    seen: list[int] = []
+
+    class AdamSteps(SupervisedPlugin):
+        def after_training_exp(self, strategy, **kwargs):
+            seen.append(max(int(s["step"]) for s in strategy.optimizer.state.values()))
+
+    strategy.plugins.append(AdamSteps())
+    for experience in list(benchmark.train_stream)[:2]:
+        strategy.train(experience)
+    assert seen == steps
