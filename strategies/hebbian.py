@@ -70,6 +70,7 @@ class HebbianPlugin(SupervisedPlugin):
     def after_update(self, strategy, **kwargs):
         out_layer, head = output_layer(strategy.model)
         for _, layer in plastic_layers(strategy.model):
+            layer.project_rate()
             if layer is out_layer:
                 layer.write_trace(post=self._output_post(layer, head, strategy))
             else:

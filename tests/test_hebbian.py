@@ -80,6 +80,16 @@ def test_a_run_writes_traces_in_training_only_and_records_statistics():
     assert all(value > 0 for value in extras["alpha_norm"][-1].values())
 
 
+def test_the_plugin_projects_eta_back_into_its_range():
+    cfg = resolve("split_digits", "hebbian", cli_values={"epochs": "1", "n_experiences": "2"})
+    bench, strategy = runner.build(cfg)
+    head = next(m for m in strategy.model.modules() if isinstance(m, PlasticLinear))
+    with torch.no_grad():
+        head.eta.fill_(-0.5)  # where a plain clamp would have frozen it for good
+    strategy.train(list(bench.train_stream)[0])
+    assert 0.0 <= float(head.eta) <= 1.0
+
+
 def flushes_denormals() -> bool:
     return torch.tensor([1e-39]).mul(1.0).item() == 0.0
 

@@ -66,6 +66,20 @@ def test_gradients_reach_weights_alpha_and_eta(mode):
         assert param.grad is not None and bool(param.grad.abs().sum() > 0)
 
 
+@pytest.mark.parametrize("eta", [-0.01, 0.0, 1.2])
+def test_eta_outside_its_range_is_clamped_in_value_but_keeps_its_gradient(eta):
+    layer = PlasticLinear(2, 3, alpha_init=1.0)
+    layer.trace.copy_(torch.ones(2, 3))
+    layer.pending_outer.copy_(torch.full((2, 3), 3.0))
+    with torch.no_grad():
+        layer.eta.fill_(eta)
+    assert float(layer.rate()) == min(max(eta, 0.0), 1.0)
+    layer(torch.ones(1, 2)).sum().backward()
+    assert float(layer.eta.grad) == 2 * 3 * (3.0 - 1.0)  # d/dη of Σ x·α·((1-η)H + η·outer): (outer - H) per connection
+    layer.project_rate()
+    assert float(layer.eta) == min(max(eta, 0.0), 1.0)
+
+
 def test_trace_shapes_per_mode():
     shared, episodic = PlasticLinear(4, 3), PlasticLinear(4, 3, trace="per_sample", alpha="scalar")
     x = torch.randn(5, 4)

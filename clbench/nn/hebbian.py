@@ -72,8 +72,17 @@ class PlasticLinear(nn.Module):
         self.last_output: Tensor | None = None
 
     def rate(self) -> Tensor:
-        """η, kept in [0, 1] where it is used."""
-        return self.eta.clamp(0.0, 1.0)
+        """η clamped to [0, 1] in value, with η's own gradient: a bound must not absorb it.
+
+        A plain clamp has zero gradient outside [0, 1] (and at 0): once an
+        optimizer step takes η below 0, nothing could bring it back.
+        """
+        return self.eta + (self.eta.clamp(0.0, 1.0) - self.eta).detach()
+
+    @torch.no_grad()
+    def project_rate(self) -> None:
+        """Put η back into [0, 1] after an optimizer step (projected gradient descent)."""
+        self.eta.clamp_(0.0, 1.0)
 
     def current_trace(self) -> Tensor:
         """The shared H with the last written batch applied (differentiable in η)."""
