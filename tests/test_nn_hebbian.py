@@ -73,11 +73,11 @@ def test_eta_outside_its_range_is_clamped_in_value_but_keeps_its_gradient(eta):
     layer.pending_outer.copy_(torch.full((2, 3), 3.0))
     with torch.no_grad():
         layer.eta.fill_(eta)
-    assert float(layer.rate()) == min(max(eta, 0.0), 1.0)
+    assert float(layer.rate().detach()) == min(max(eta, 0.0), 1.0)
     layer(torch.ones(1, 2)).sum().backward()
     assert float(layer.eta.grad) == 2 * 3 * (3.0 - 1.0)  # d/dη of Σ x·α·((1-η)H + η·outer): (outer - H) per connection
     layer.project_rate()
-    assert float(layer.eta) == min(max(eta, 0.0), 1.0)
+    assert float(layer.eta.detach()) == min(max(eta, 0.0), 1.0)
 
 
 def test_trace_shapes_per_mode():
