@@ -26,6 +26,9 @@ CIFAR_PROTOCOL = dict(backbone="resnet18_reduced", optimizer="sgd", lr=0.03, bat
 DIGITS_PROTOCOL = dict(hidden=(100, 100), optimizer="adam", lr=1e-3, batch_size=32, epochs=10)
 
 
+NORMALIZE_HELP = "standardise pixels by the data set's mean and std; false keeps them in [0, 1]"
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     """Classes split into equal groups, one group per experience."""
@@ -33,8 +36,7 @@ class SplitConfig:
     N_CLASSES: ClassVar[int] = 10
     n_experiences: int = param(5, "number of experiences; must divide the number of classes", ge=1)
     shuffle_classes: bool = param(False, "draw the class order from the seed instead of 0/1, 2/3, ...")
-    normalize: bool = param(True, "standardise pixels by the data set's mean and std; false keeps them in [0, 1]",
-                            since=2)
+    normalize: bool = param(True, NORMALIZE_HELP, since=2)
 
     def __post_init__(self):
         if self.N_CLASSES % self.n_experiences:
@@ -51,8 +53,7 @@ class PermutedConfig:
 
     n_experiences: int = param(10, "number of permutations (experiences)", ge=1, le=1000)
     identity_first: bool = param(True, "experience 0 sees the original, unpermuted images")
-    normalize: bool = param(True, "standardise pixels by the data set's mean and std; false keeps them in [0, 1]",
-                            since=2)
+    normalize: bool = param(True, NORMALIZE_HELP, since=2)
     pad: int = param(0, "zero pixels added on every side of the images before they are permuted (van de Ven's "
                         "permuted MNIST: 2, i.e. 32x32)", ge=0, le=64, since=2)
 
