@@ -165,3 +165,8 @@ class PathPlasticConfig:
     register_new_params: bool = param(True, "new paths join the optimizer; false reproduces the original, "
                                              "where regrown paths never trained")
     keep_paths: int = param(2, "best free paths by |gate| frozen after each experience (0 = none)", ge=0)
+    route_by_task: bool = param(False, "task-incremental only: a task runs the identity path, the paths kept for "
+                                       "earlier tasks and its own, never a later task's (PathNet)", since=2)
+    settle_fraction: float = param(0.25, "with route_by_task: the last fraction of an experience's iterations, in "
+                                         "which only its kept paths train (the other free ones removed)", ge=0,
+                                   le=1, since=2)

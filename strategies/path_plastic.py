@@ -25,8 +25,9 @@ from torch import nn
 from clbench.benchmarks.store import Benchmark
 from clbench.config import RunConfig
 from clbench.nn.networks import Classifier
-from clbench.nn.paths import PRUNE_CRITERIA, PathPlasticTrunk, paths_to_prune
-from clbench.strategies.common import for_avalanche, template_kwargs
+from clbench.errors import UsageError
+from clbench.nn.paths import PRUNE_CRITERIA, PathPlasticTrunk, RoutedClassifier, paths_to_prune
+from clbench.strategies.common import IterationBudgetPlugin, for_avalanche, template_kwargs
 
 
 def find_trunk(model: nn.Module) -> PathPlasticTrunk:
@@ -53,25 +54,35 @@ class PathPlasticPlugin(SupervisedPlugin):
     """Rewires, grows and freezes the gated paths of a `PathPlasticTrunk`."""
 
     def __init__(self, rewire_every: int = 500, prune: str = "lowest", threshold: float = 0.1,
-                 rewire_last_epoch: bool = False, register_new_params: bool = True, keep_paths: int = 2):
+                 rewire_last_epoch: bool = False, register_new_params: bool = True, keep_paths: int = 2,
+                 route_by_task: bool = False, settle_fraction: float = 0.25):
         super().__init__()
         if prune not in PRUNE_CRITERIA:
             raise ValueError(f"prune must be one of {', '.join(PRUNE_CRITERIA)}, got {prune!r}")
         self.rewire_every, self.prune, self.threshold = rewire_every, prune, threshold
         self.rewire_last_epoch, self.register_new_params, self.keep_paths = (rewire_last_epoch,
                                                                              register_new_params, keep_paths)
+        self.route_by_task, self.settle_fraction = route_by_task, settle_fraction
         self.iteration = self.epoch = 0
-        self.pruned = self.grown = self.rewires = 0
+        self.settled = False
+        self.pruned = self.grown = self.rewires = self.settle_removed = 0
         self.rewire_seconds = 0.0
 
     # ------------------------------------------------------------ callbacks
     def before_training_exp(self, strategy, **kwargs):
         self.iteration = self.epoch = 0
-        self._grow(strategy, find_trunk(strategy.model))
+        self.settled = False
+        trunk = find_trunk(strategy.model)
+        trunk.route_by_task, trunk.current_task = self.route_by_task, int(strategy.experience.task_label)
+        self._grow(strategy, trunk)
 
     def after_update(self, strategy, **kwargs):
         self.iteration += 1
         last_epoch = self.epoch >= strategy.train_epochs - 1
+        if self.route_by_task and not self.settled and self._settling(strategy):
+            self.settle(strategy)
+        if self.settled:
+            return
         if self.rewire_every and self.iteration % self.rewire_every == 0 and (self.rewire_last_epoch or not last_epoch):
             self.rewire(strategy)
 
@@ -80,14 +91,36 @@ class PathPlasticPlugin(SupervisedPlugin):
 
     def after_training_exp(self, strategy, **kwargs):
         trunk = find_trunk(strategy.model)
-        free = {path: m for path, m in zip(trunk.path_list, trunk.paths.values()) if not m.frozen}
-        frozen = len(trunk.paths) - len(free)
-        budget = max(0, min(self.keep_paths, trunk.max_paths - self.keep_paths - frozen))
-        for path in sorted(free, key=lambda p: -abs(float(free[p].gate.detach())))[:budget]:
-            free[path].freeze()
+        if self.route_by_task and not self.settled:  # settle_fraction 0, or the experience ended early
+            self.settle(strategy)
+        kept, _ = self._kept_and_free(trunk)
+        for module in kept.values():
+            module.freeze(trunk.current_task)
         if self.keep_paths:  # the identity path carried this experience too: keep it with its paths
             trunk.freeze_identity_path()
         sync_optimizer(strategy.optimizer, strategy.model)
+
+    def _kept_and_free(self, trunk: PathPlasticTrunk) -> tuple[dict, dict]:
+        """The free paths to keep for this experience (best |gate|, within the budget) and the others."""
+        free = {path: m for path, m in zip(trunk.path_list, trunk.paths.values()) if not m.frozen}
+        budget = max(0, min(self.keep_paths, trunk.max_paths - self.keep_paths - (len(trunk.paths) - len(free))))
+        ranked = sorted(free, key=lambda p: -abs(float(free[p].gate.detach())))
+        return {p: free[p] for p in ranked[:budget]}, {p: free[p] for p in ranked[budget:]}
+
+    def settle(self, strategy) -> None:
+        """Choose the kept paths now and remove the other free ones: the kept train alone to the end."""
+        trunk = find_trunk(strategy.model)
+        for path in self._kept_and_free(trunk)[1]:
+            trunk.remove_path(path)
+            self.settle_removed += 1
+        self.settled = True
+        sync_optimizer(strategy.optimizer, strategy.model)
+
+    def _settling(self, strategy) -> bool:
+        """Whether this experience has reached its last `settle_fraction` (of the budget, or epochs x batches)."""
+        budget = next((p.iterations for p in strategy.plugins if isinstance(p, IterationBudgetPlugin)), 0)
+        total = budget or strategy.train_epochs * len(strategy.dataloader)
+        return self.iteration >= (1 - self.settle_fraction) * total
 
     # ------------------------------------------------------------- rewiring
     @torch.no_grad()
@@ -122,6 +155,7 @@ class PathPlasticPlugin(SupervisedPlugin):
         frozen = [[a, b] for (a, b), m in zip(trunk.path_list, trunk.paths.values()) if m.frozen]
         return {"paths": paths, "frozen_paths": frozen, "pruned_total": self.pruned, "grown_total": self.grown,
                 "rewires_total": self.rewires, "rewire_seconds": round(self.rewire_seconds, 4),
+                **({"settle_removed_total": self.settle_removed} if self.route_by_task else {}),
                 "identity_frozen": trunk.identity_frozen}
 
 
@@ -145,8 +179,12 @@ def build_path_plastic(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> P
     stem_stride = m.stem_stride or auto_stem_stride(benchmark.input_shape)
     trunk = PathPlasticTrunk(benchmark.input_shape[0], m.widths, m.stage_lengths, m.mode, m.max_paths, cfg.seed,
                              stem_stride)
-    net = Classifier(trunk, trunk.out_features, benchmark.n_heads, benchmark.head_size)
+    if m.route_by_task and benchmark.n_heads == 1:
+        raise UsageError(f"route_by_task=true routes by the task label, which scenario '{cfg.scenario}' does not "
+                         "give at test time; valid: --scenario task, or route_by_task=false.")
+    net = (RoutedClassifier if m.route_by_task else Classifier)(trunk, trunk.out_features, benchmark.n_heads,
+                                                                benchmark.head_size)
     plugin = PathPlasticPlugin(m.rewire_every, m.prune, m.threshold, m.rewire_last_epoch, m.register_new_params,
-                               m.keep_paths)
+                               m.keep_paths, m.route_by_task, m.settle_fraction)
     return PathPlastic(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
                        paths=plugin)

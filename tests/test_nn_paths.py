@@ -5,7 +5,8 @@ import random
 import pytest
 import torch
 
-from clbench.nn.paths import PathPlasticTrunk, candidate_paths, paths_to_grow, paths_to_prune, stage_of_positions
+from clbench.nn.paths import (PathPlasticTrunk, candidate_paths, paths_to_grow, paths_to_prune, routed_to,
+                               stage_of_positions)
 
 
 @pytest.mark.parametrize("mode", ["adjacent", "any"])
@@ -68,3 +69,28 @@ def test_gate_is_a_scalar_in_zero_one_and_scales_the_branch():
     with torch.no_grad():
         path.gate.fill_(0.0)
         assert torch.equal(path(x), torch.zeros(2, 4, 5, 5))
+
+
+def test_a_routed_path_runs_for_tasks_from_the_one_it_is_kept_for_or_while_free_from_the_current_one():
+    trunk = PathPlasticTrunk(1, widths=(4,), stage_lengths=(2,), max_paths=0)
+    path = trunk.add_path((0, 1))
+    labels = torch.tensor([0, 1, 2, 3])
+    assert routed_to(path, labels, current_task=2).tolist() == [False, False, True, True]  # free
+    path.freeze(task=1)
+    assert routed_to(path, labels, current_task=3).tolist() == [False, True, True, True]  # kept for task 1
+
+
+def test_routing_hides_later_paths_from_old_tasks_sample_by_sample():
+    torch.manual_seed(0)
+    trunk = PathPlasticTrunk(1, widths=(4, 8), stage_lengths=(2, 2), max_paths=0).eval()
+    trunk.add_path((0, 1)).freeze(task=0)
+    x = torch.randn(3, 1, 6, 6)
+    with torch.no_grad():
+        only_task0_paths = trunk(x)
+        trunk.add_path((1, 3))  # free, trained for task 2
+        trunk.route_by_task, trunk.current_task = True, 2
+        routed = trunk(x, torch.tensor([0, 1, 2]))
+        unrouted = trunk(x)
+    assert torch.allclose(routed[:2], only_task0_paths[:2])
+    assert torch.allclose(routed[2], unrouted[2]) and not torch.allclose(routed[2], only_task0_paths[2])
+    assert torch.equal(trunk(x, None), unrouted)  # no task labels: every path runs

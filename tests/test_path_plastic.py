@@ -6,13 +6,15 @@ from torch import nn
 
 from clbench import runner
 from clbench.config import resolve
+from clbench.errors import UsageError
 from clbench.nn.networks import Classifier
 from clbench.nn.paths import PathPlasticTrunk
 
 
-def built(**keys):
-    cfg = resolve("split_digits", "path_plastic", cli_values={"epochs": "2", "widths": "8,8,16,16",
-                                                             "stage_lengths": "2,2,2,2", "max_paths": "6", **keys})
+def built(scenario=None, **keys):
+    cfg = resolve("split_digits", "path_plastic", scenario=scenario,
+                  cli_values={"epochs": "2", "widths": "8,8,16,16", "stage_lengths": "2,2,2,2", "max_paths": "6",
+                              **keys})
     runner.seed_everything(0)
     return runner.build(cfg)
 
@@ -102,6 +104,36 @@ def test_record_extras_list_paths_and_counts():
     assert len(extras["frozen_paths"][-1]) == 4 and extras["pruned_total"][-1] > 0
     assert 0 <= extras["rewire_seconds"][-1] < record.timing["train_total"]
     assert extras["identity_frozen"] == [True, True]
+
+
+def test_with_routing_old_tasks_keep_their_exact_outputs_and_only_kept_paths_survive_an_experience():
+    # reset_optimizer: Adam's stale moments would otherwise move the old heads' rows of the shared output layer
+    bench, strategy = built("task", rewire_every="3", keep_paths="2", route_by_task="true", settle_fraction="0.5",
+                            reset_optimizer="true")
+    stream, test0 = list(bench.train_stream), bench.test[0]
+    strategy.train(stream[0])
+    trunk = trunk_of(strategy)
+    assert strategy.paths.settled and len(trunk.paths) == 2 and all(m.task == 0 for m in trunk.paths.values())
+    assert strategy.paths.rewires == 2  # iterations 3 and 6 of 16; from iteration 8 on only the kept paths train
+    before = runner.evaluate(strategy.model, bench, test0, 64)
+    logits = old_task_logits(strategy, bench)
+    strategy.train(stream[1])
+    strategy.train(stream[2])
+    assert torch.equal(old_task_logits(strategy, bench), logits)
+    assert runner.evaluate(strategy.model, bench, test0, 64) == before
+    assert sorted(m.task for m in trunk.paths.values() if m.frozen) == [0, 0, 1, 1]  # max_paths - keep_paths
+
+
+def old_task_logits(strategy, bench):
+    x, _ = next(bench.test[0].batches(bench.store, 32))
+    strategy.model.eval()
+    with torch.no_grad():
+        return strategy.model(x, torch.zeros(len(x), dtype=torch.long))
+
+
+def test_routing_needs_task_labels():
+    with pytest.raises(UsageError, match="route_by_task=true .* scenario 'class'.*--scenario task"):
+        built("class", route_by_task="true")
 
 
 def test_split_cifar10_runs_on_generated_data(cli, read_records, tmp_path, generated_root):

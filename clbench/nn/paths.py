@@ -7,6 +7,10 @@ branch (1x1 -> 3x3 -> 1x1 convs with BN, ReLU between, ReLU after) times a
 learnable scalar gate, added into position b from the output of position a.
 A path crosses at most one stage transition (its 3x3 conv then has stride 2).
 
+With `route_by_task` (task-incremental), a path frozen for task s runs only
+for inputs of tasks t >= s and a free (still training) path only for tasks at
+or after the one being trained: an old task never sees a later task's paths.
+
 Source: PlasticNet (J. McCarroll), RigL-style plasticity of residual blocks.
 """
 
@@ -17,6 +21,8 @@ from typing import Iterable
 
 import torch
 from torch import Tensor, nn
+
+from clbench.nn.networks import Classifier
 
 PATH_MODES = ("adjacent", "any")
 PRUNE_CRITERIA = ("lowest", "gradient", "threshold")
@@ -37,13 +43,14 @@ class GatedPath(nn.Module):
                                     *conv_bn(mid, c_out, 1), nn.ReLU())
         self.gate = nn.Parameter(torch.rand((), generator=generator))
         self.stride, self.frozen = stride, False
+        self.task: int | None = None  # the task it was frozen for
 
     def forward(self, x: Tensor) -> Tensor:
         return self.gate * self.branch(x)
 
-    def freeze(self) -> None:
-        """No more training: parameters fixed, BN statistics fixed."""
-        self.frozen = True
+    def freeze(self, task: int | None = None) -> None:
+        """No more training: parameters fixed, BN statistics fixed; `task` is the task it is kept for."""
+        self.frozen, self.task = True, task
         self.requires_grad_(False)
         self.eval()
 
@@ -100,6 +107,12 @@ def paths_to_grow(candidates: list[Path], existing: Iterable[Path], n: int, mode
     return chosen
 
 
+def routed_to(module: GatedPath, task_labels: Tensor, current_task: int) -> Tensor:
+    """Which samples a path runs for: tasks >= the one it was frozen for, or >= the current one while free."""
+    first = current_task if module.task is None else module.task
+    return task_labels >= first
+
+
 def path_key(path: Path) -> str:
     return f"{path[0]}_{path[1]}"
 
@@ -132,6 +145,7 @@ class PathPlasticTrunk(nn.Module):
         self.grow(max_paths)
         self.out_features = widths[-1]
         self.identity_frozen = False
+        self.route_by_task, self.current_task = False, 0
 
     def freeze_identity_path(self) -> None:
         """Fix the stem and the stage transitions (parameters and BN statistics): every input runs through them."""
@@ -174,7 +188,8 @@ class PathPlasticTrunk(nn.Module):
             self.add_path(path)
         return chosen
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, task_labels: Tensor | None = None) -> Tensor:
+        routed = self.route_by_task and task_labels is not None
         incoming: dict[int, list[tuple[int, GatedPath]]] = {}
         for key, module in self.paths.items():
             a, b = map(int, key.split("_"))
@@ -183,6 +198,23 @@ class PathPlasticTrunk(nn.Module):
         for p in range(1, len(self.stages)):
             h = self.transitions[str(p)](outputs[-1]) if str(p) in self.transitions else outputs[-1]
             for a, module in incoming.get(p, []):
-                h = h + module(outputs[a])
+                h = h + self._path_output(module, outputs[a], task_labels if routed else None)
             outputs.append(h)
         return outputs[-1].mean((2, 3))
+
+    def _path_output(self, module: GatedPath, x: Tensor, task_labels: Tensor | None) -> Tensor | float:
+        if task_labels is None:
+            return module(x)
+        runs = routed_to(module, task_labels, self.current_task)
+        if bool(runs.all()):
+            return module(x)
+        if not bool(runs.any()):
+            return 0.0
+        return module(x) * runs.to(x.dtype).view(-1, 1, 1, 1)
+
+
+class RoutedClassifier(Classifier):
+    """A `Classifier` that hands the task labels to its trunk too (for `route_by_task`)."""
+
+    def forward(self, x: Tensor, task_labels: Tensor | None = None) -> Tensor:
+        return self.head(self.features(x, task_labels), task_labels)
