@@ -56,6 +56,8 @@ class TrainConfig:
     backbone: str = param("mlp", "network: MLP, or the reduced ResNet-18 for images", choices=("mlp", "resnet18_reduced"))
     reset_optimizer: bool = param(False, "clear the optimizer's state (momentum, Adam's moments) before every "
                                          "experience after the first; Avalanche keeps it", since=2)
+    seen_classes_only: bool = param(False, "single-head runs: mask the outputs of classes not seen yet, in "
+                                           "training and at test (van de Ven & Tolias's active classes)", since=2)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from clbench.strategies.common import (
     IterationBudgetPlugin,
     ProgressPlugin,
     ResetOptimizerPlugin,
+    SeenClassesPlugin,
     TensorBatchesPlugin,
 )
 
@@ -97,6 +98,11 @@ def build(cfg: RunConfig, reporter: Reporter | None = None):
         plugins.append(ResetOptimizerPlugin())
     if reporter is not None:
         plugins.append(ProgressPlugin(reporter.update, cfg.train.iterations))
+    if cfg.train.seen_classes_only:
+        if benchmark.n_heads > 1:
+            raise UsageError(f"seen_classes_only=true masks a single head; scenario '{cfg.scenario}' has one head "
+                             "per task; valid: --scenario class or domain, or seen_classes_only=false.")
+        plugins.append(SeenClassesPlugin(benchmark.n_heads * benchmark.head_size))
     strategy = STRATEGIES.get(cfg.strategy).load_builder()(cfg, benchmark, plugins)
     if cfg.train.iterations:
         strategy.plugins.append(IterationBudgetPlugin(cfg.train.iterations))  # last: sees the final loader

@@ -140,6 +140,33 @@ class ResetOptimizerPlugin(SupervisedPlugin):
         self.trained = True
 
 
+UNSEEN_LOGIT = -1e9
+
+
+def mask_unseen_outputs(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+    """Forward hook: the logits of the classes not yet seen become very negative (never predicted, no loss)."""
+    return output.masked_fill(~module.seen_outputs, UNSEEN_LOGIT)
+
+
+class SeenClassesPlugin(SupervisedPlugin):
+    """Restricts a single-head model's outputs to the classes seen so far (van de Ven & Tolias's active classes).
+
+    The mask is a buffer of the model, so copies of it (LwF's previous model) keep the classes of their time.
+    """
+
+    def __init__(self, n_outputs: int):
+        super().__init__()
+        self.n_outputs = n_outputs
+
+    def before_training_exp(self, strategy, **kwargs):
+        model = strategy.model
+        if not hasattr(model, "seen_outputs"):
+            model.register_buffer("seen_outputs", torch.zeros(self.n_outputs, dtype=torch.bool,
+                                                              device=next(model.parameters()).device))
+            model.register_forward_hook(mask_unseen_outputs)
+        model.seen_outputs[list(strategy.experience.classes_in_this_experience)] = True
+
+
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 

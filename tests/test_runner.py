@@ -207,3 +207,28 @@ def test_reset_optimizer_restarts_adam_each_experience(reset, steps):
     for experience in list(benchmark.train_stream)[:2]:
         strategy.train(experience)
     assert seen == steps
+
+
+def test_seen_classes_only_masks_the_outputs_of_classes_not_seen_yet():
+    import copy
+
+    from clbench.strategies.common import UNSEEN_LOGIT
+
+    benchmark, strategy = runner.build(quick(strategy="lwf", iterations="3", seen_classes_only="true"))
+    stream, x = list(benchmark.train_stream), torch.zeros(4, 64)
+    strategy.train(stream[0])
+    earlier = copy.deepcopy(strategy.model)  # as LwF keeps its previous model
+    strategy.train(stream[1])
+    logits, earlier_logits = strategy.model(x), earlier(x)
+    assert (logits[:, 4:] == UNSEEN_LOGIT).all() and (logits[:, :4] > UNSEEN_LOGIT).all()
+    assert (earlier_logits[:, 2:] == UNSEEN_LOGIT).all() and (earlier_logits[:, :2] > UNSEEN_LOGIT).all()
+    record = runner.run(quick(seen_classes_only="true"))
+    assert record.accuracy_matrix[0][1:] == [0.0] * 4  # a class not seen yet is never predicted
+    assert record.accuracy_matrix[2][3:] == [0.0] * 2 and record.accuracy_matrix[2][2] > 0
+
+
+def test_seen_classes_only_needs_a_single_head():
+    from clbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="seen_classes_only=true masks a single head; scenario 'task'"):
+        runner.build(resolve("split_digits", "naive", scenario="task", cli_values={"seen_classes_only": "true"}))
