@@ -93,4 +93,6 @@ def test_routing_hides_later_paths_from_old_tasks_sample_by_sample():
         unrouted = trunk(x)
     assert torch.allclose(routed[:2], only_task0_paths[:2])
     assert torch.allclose(routed[2], unrouted[2]) and not torch.allclose(routed[2], only_task0_paths[2])
-    assert torch.equal(trunk(x, None), unrouted)  # no task labels: every path runs
+    assert torch.equal(trunk(x, None), unrouted)  # no task labels at test: every path runs
+    with pytest.raises(ValueError, match="route_by_task needs the task labels in training"):
+        trunk.train()(x)

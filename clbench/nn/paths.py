@@ -189,6 +189,9 @@ class PathPlasticTrunk(nn.Module):
         return chosen
 
     def forward(self, x: Tensor, task_labels: Tensor | None = None) -> Tensor:
+        if self.route_by_task and task_labels is None and self.training:
+            raise ValueError("route_by_task needs the task labels in training: wrap the trunk in a model that "
+                             "hands them on (clbench.nn.paths.RoutedClassifier)")
         routed = self.route_by_task and task_labels is not None
         incoming: dict[int, list[tuple[int, GatedPath]]] = {}
         for key, module in self.paths.items():
