@@ -58,6 +58,9 @@ class TrainConfig:
                                          "experience after the first; Avalanche keeps it", since=2)
     seen_classes_only: bool = param(False, "single-head runs: mask the outputs of classes not seen yet, in "
                                            "training and at test (van de Ven & Tolias's active classes)", since=2)
+    current_classes_only: bool = param(False, "single-head runs: the training loss covers only the current "
+                                              "experience's classes (the labels trick); the output layer takes "
+                                              "no weight decay; evaluation uses every output", since=2)
 
 
 @dataclass(frozen=True)

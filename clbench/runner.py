@@ -25,6 +25,7 @@ from clbench.progress import Reporter
 from clbench.records import RunRecord, environment
 from clbench.registry import BENCHMARKS, STRATEGIES
 from clbench.strategies.common import (
+    CurrentClassesPlugin,
     DivergenceGuardPlugin,
     Diverged,
     IterationBudgetPlugin,
@@ -98,11 +99,12 @@ def build(cfg: RunConfig, reporter: Reporter | None = None):
         plugins.append(ResetOptimizerPlugin())
     if reporter is not None:
         plugins.append(ProgressPlugin(reporter.update, cfg.train.iterations))
-    if cfg.train.seen_classes_only:
-        if benchmark.n_heads > 1:
-            raise UsageError(f"seen_classes_only=true masks a single head; scenario '{cfg.scenario}' has one head "
-                             "per task; valid: --scenario class or domain, or seen_classes_only=false.")
-        plugins.append(SeenClassesPlugin(benchmark.n_heads * benchmark.head_size))
+    for key, plugin in (("seen_classes_only", SeenClassesPlugin), ("current_classes_only", CurrentClassesPlugin)):
+        if getattr(cfg.train, key):
+            if benchmark.n_heads > 1:
+                raise UsageError(f"{key}=true masks a single head; scenario '{cfg.scenario}' has one head per "
+                                 f"task; valid: --scenario class or domain, or {key}=false.")
+            plugins.append(plugin(benchmark.head_size))
     strategy = STRATEGIES.get(cfg.strategy).load_builder()(cfg, benchmark, plugins)
     if cfg.train.iterations:
         strategy.plugins.append(IterationBudgetPlugin(cfg.train.iterations))  # last: sees the final loader

@@ -55,15 +55,17 @@ def make_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list:
+def parameter_groups(model: nn.Module, weight_decay: float, spare_output: bool = False) -> list:
     """The model's parameters for the optimizer, with task heads exempt from weight decay.
 
     In task-incremental runs the heads of the tasks not being trained get no loss
     gradient, but coupled L2 (SGD's and Adam's `weight_decay`) still pulls them to
     zero: within an experience they collapse and their tasks fall to chance with
-    their features intact. So a multi-head output layer takes no decay.
+    their features intact. So a multi-head output layer takes no decay, nor a
+    single head whose absent classes get no loss (`spare_output`).
     """
-    heads = [p for m in model.modules() if isinstance(m, MultiHead) and m.n_heads > 1 for p in m.parameters()]
+    heads = [p for m in model.modules() if isinstance(m, MultiHead) and (m.n_heads > 1 or spare_output)
+             for p in m.parameters()]
     if weight_decay == 0 or not heads:
         return list(model.parameters())
     in_heads = {id(p) for p in heads}
@@ -76,7 +78,8 @@ def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list, model: 
     model = model if model is not None else make_model(cfg, benchmark)
     return dict(
         model=model,
-        optimizer=make_optimizer(cfg.train, parameter_groups(model, cfg.train.weight_decay)),
+        optimizer=make_optimizer(cfg.train, parameter_groups(model, cfg.train.weight_decay,
+                                                             cfg.train.current_classes_only)),
         criterion=nn.CrossEntropyLoss(),
         train_mb_size=cfg.train.batch_size,
         train_epochs=cfg.train.epochs,
@@ -165,6 +168,33 @@ class SeenClassesPlugin(SupervisedPlugin):
                                                               device=next(model.parameters()).device))
             model.register_forward_hook(mask_unseen_outputs)
         model.seen_outputs[list(strategy.experience.classes_in_this_experience)] = True
+
+
+def mask_absent_outputs(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+    """Forward hook: in training, the logits of the classes outside the current experience get no loss."""
+    return output.masked_fill(~module.current_outputs, UNSEEN_LOGIT) if module.training else output
+
+
+class CurrentClassesPlugin(SupervisedPlugin):
+    """Trains a single-head model's outputs on the current experience's classes only (the labels trick).
+
+    The other classes' logits are masked in training mode, so their output rows get
+    no gradient and cannot be pushed down by classes they never compete with;
+    evaluation sees every output.
+    """
+
+    def __init__(self, n_outputs: int):
+        super().__init__()
+        self.n_outputs = n_outputs
+
+    def before_training_exp(self, strategy, **kwargs):
+        model = strategy.model
+        if not hasattr(model, "current_outputs"):
+            model.register_buffer("current_outputs", torch.zeros(self.n_outputs, dtype=torch.bool,
+                                                                 device=next(model.parameters()).device))
+            model.register_forward_hook(mask_absent_outputs)
+        model.current_outputs.fill_(False)
+        model.current_outputs[list(strategy.experience.classes_in_this_experience)] = True
 
 
 class Diverged(RuntimeError):

@@ -227,8 +227,39 @@ def test_seen_classes_only_masks_the_outputs_of_classes_not_seen_yet():
     assert record.accuracy_matrix[2][3:] == [0.0] * 2 and record.accuracy_matrix[2][2] > 0
 
 
-def test_seen_classes_only_needs_a_single_head():
+@pytest.mark.parametrize("key", ["seen_classes_only", "current_classes_only"])
+def test_output_masks_need_a_single_head(key):
     from clbench.errors import UsageError
 
-    with pytest.raises(UsageError, match="seen_classes_only=true masks a single head; scenario 'task'"):
-        runner.build(resolve("split_digits", "naive", scenario="task", cli_values={"seen_classes_only": "true"}))
+    with pytest.raises(UsageError, match=f"{key}=true masks a single head; scenario 'task'"):
+        runner.build(resolve("split_digits", "naive", scenario="task", cli_values={key: "true"}))
+
+
+def test_current_classes_only_trains_the_current_classes_and_leaves_the_others_untouched():
+    from clbench.nn.networks import MultiHead
+    from clbench.strategies.common import UNSEEN_LOGIT
+
+    benchmark, strategy = runner.build(quick(iterations="5", weight_decay="0.01", reset_optimizer="true",
+                                             current_classes_only="true"))
+    stream, x = list(benchmark.train_stream), torch.zeros(4, 64)
+    head = next(m for m in strategy.model.modules() if isinstance(m, MultiHead)).linear
+    strategy.train(stream[0])
+    first_rows = head.weight[:2].clone(), head.bias[:2].clone()
+    strategy.train(stream[1])
+    assert torch.equal(head.weight[:2], first_rows[0]) and torch.equal(head.bias[:2], first_rows[1])
+    assert not torch.equal(head.weight[2:4], torch.zeros_like(head.weight[2:4]))
+    strategy.model.train()
+    logits = strategy.model(x)
+    assert (logits[:, 2:4] > UNSEEN_LOGIT).all()
+    assert (logits[:, :2] == UNSEEN_LOGIT).all() and (logits[:, 4:] == UNSEEN_LOGIT).all()
+    strategy.model.eval()
+    assert (strategy.model(x) > UNSEEN_LOGIT).all()  # evaluation sees every class
+
+
+def test_current_classes_only_spares_the_single_head_from_weight_decay():
+    from clbench.strategies.common import parameter_groups
+
+    model = runner.build(quick())[1].model
+    spared = parameter_groups(model, 0.01, spare_output=True)
+    assert [len(g["params"]) for g in spared] == [4, 2] and spared[1]["weight_decay"] == 0.0
+    assert len(parameter_groups(model, 0.01)) == len(list(model.parameters()))  # one group, all decayed
