@@ -151,11 +151,20 @@ def mask_unseen_outputs(module: nn.Module, inputs, output: torch.Tensor) -> torc
     return output.masked_fill(~module.seen_outputs, UNSEEN_LOGIT)
 
 
-class SeenClassesPlugin(SupervisedPlugin):
-    """Restricts a single-head model's outputs to the classes seen so far (van de Ven & Tolias's active classes).
+def mask_absent_outputs(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+    """Forward hook: in training, the logits of the classes outside the current experience get no loss."""
+    return output.masked_fill(~module.current_outputs, UNSEEN_LOGIT) if module.training else output
 
-    The mask is a buffer of the model, so copies of it (LwF's previous model) keep the classes of their time.
+
+class OutputMaskPlugin(SupervisedPlugin):
+    """Keeps a boolean mask over a single head's outputs in the model buffer `buffer`, applied by `hook`.
+
+    The mask is a buffer of the model, so copies of it (LwF's previous model) keep the mask of their time.
     """
+
+    buffer: str
+    hook: Callable
+    cumulative: bool  # True: classes stay in the mask once seen; False: only the current experience's
 
     def __init__(self, n_outputs: int):
         super().__init__()
@@ -163,19 +172,23 @@ class SeenClassesPlugin(SupervisedPlugin):
 
     def before_training_exp(self, strategy, **kwargs):
         model = strategy.model
-        if not hasattr(model, "seen_outputs"):
-            model.register_buffer("seen_outputs", torch.zeros(self.n_outputs, dtype=torch.bool,
-                                                              device=next(model.parameters()).device))
-            model.register_forward_hook(mask_unseen_outputs)
-        model.seen_outputs[list(strategy.experience.classes_in_this_experience)] = True
+        if not hasattr(model, self.buffer):
+            model.register_buffer(self.buffer, torch.zeros(self.n_outputs, dtype=torch.bool,
+                                                           device=next(model.parameters()).device))
+            model.register_forward_hook(self.hook)
+        mask = getattr(model, self.buffer)
+        if not self.cumulative:
+            mask.fill_(False)
+        mask[list(strategy.experience.classes_in_this_experience)] = True
 
 
-def mask_absent_outputs(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
-    """Forward hook: in training, the logits of the classes outside the current experience get no loss."""
-    return output.masked_fill(~module.current_outputs, UNSEEN_LOGIT) if module.training else output
+class SeenClassesPlugin(OutputMaskPlugin):
+    """Restricts a single-head model's outputs to the classes seen so far (van de Ven & Tolias's active classes)."""
+
+    buffer, hook, cumulative = "seen_outputs", staticmethod(mask_unseen_outputs), True
 
 
-class CurrentClassesPlugin(SupervisedPlugin):
+class CurrentClassesPlugin(OutputMaskPlugin):
     """Trains a single-head model's outputs on the current experience's classes only (the labels trick).
 
     The other classes' logits are masked in training mode, so their output rows get
@@ -183,18 +196,7 @@ class CurrentClassesPlugin(SupervisedPlugin):
     evaluation sees every output.
     """
 
-    def __init__(self, n_outputs: int):
-        super().__init__()
-        self.n_outputs = n_outputs
-
-    def before_training_exp(self, strategy, **kwargs):
-        model = strategy.model
-        if not hasattr(model, "current_outputs"):
-            model.register_buffer("current_outputs", torch.zeros(self.n_outputs, dtype=torch.bool,
-                                                                 device=next(model.parameters()).device))
-            model.register_forward_hook(mask_absent_outputs)
-        model.current_outputs.fill_(False)
-        model.current_outputs[list(strategy.experience.classes_in_this_experience)] = True
+    buffer, hook, cumulative = "current_outputs", staticmethod(mask_absent_outputs), False
 
 
 class Diverged(RuntimeError):
