@@ -193,10 +193,20 @@ class CurrentClassesPlugin(OutputMaskPlugin):
 
     The other classes' logits are masked in training mode, so their output rows get
     no gradient and cannot be pushed down by classes they never compete with;
-    evaluation sees every output.
+    evaluation sees every output. A class whose samples are in the mini-batch all
+    the same (replayed, or retrained by `cumulative`) takes part in the loss.
     """
 
     buffer, hook, cumulative = "current_outputs", staticmethod(mask_absent_outputs), False
+
+    def before_training_exp(self, strategy, **kwargs):
+        super().before_training_exp(strategy, **kwargs)
+        self.experience_mask = strategy.model.current_outputs.clone()
+
+    def before_forward(self, strategy, **kwargs):
+        mask = strategy.model.current_outputs
+        mask.copy_(self.experience_mask)
+        mask[strategy.mb_y.unique()] = True
 
 
 class Diverged(RuntimeError):

@@ -244,10 +244,10 @@ def test_current_classes_only_trains_the_current_classes_and_leaves_the_others_u
     stream, x = list(benchmark.train_stream), torch.zeros(4, 64)
     head = next(m for m in strategy.model.modules() if isinstance(m, MultiHead)).linear
     strategy.train(stream[0])
-    first_rows = head.weight[:2].clone(), head.bias[:2].clone()
+    first_rows, second_rows = (head.weight[:2].clone(), head.bias[:2].clone()), head.weight[2:4].clone()
     strategy.train(stream[1])
     assert torch.equal(head.weight[:2], first_rows[0]) and torch.equal(head.bias[:2], first_rows[1])
-    assert not torch.equal(head.weight[2:4], torch.zeros_like(head.weight[2:4]))
+    assert not torch.equal(head.weight[2:4], second_rows)
     strategy.model.train()
     logits = strategy.model(x)
     assert (logits[:, 2:4] > UNSEEN_LOGIT).all()
@@ -263,3 +263,22 @@ def test_current_classes_only_spares_the_single_head_from_weight_decay():
     spared = parameter_groups(model, 0.01, spare_output=True)
     assert [len(g["params"]) for g in spared] == [4, 2] and spared[1]["weight_decay"] == 0.0
     assert len(parameter_groups(model, 0.01)) == len(list(model.parameters()))  # one group, all decayed
+
+
+@pytest.mark.parametrize("strategy_name, trained_classes", [("naive", [2, 3]), ("cumulative", [0, 1, 2, 3])])
+def test_current_classes_only_keeps_classes_whose_samples_are_in_the_batch(strategy_name, trained_classes):
+    from avalanche.core import SupervisedPlugin
+
+    benchmark, strategy = runner.build(quick(strategy=strategy_name, iterations="20", current_classes_only="true"))
+    masks: list[torch.Tensor] = []
+
+    class Masks(SupervisedPlugin):
+        def after_forward(self, strategy, **kwargs):
+            masks.append(strategy.model.current_outputs.clone())
+
+    strategy.plugins.append(Masks())
+    stream = list(benchmark.train_stream)
+    strategy.train(stream[0])
+    masks.clear()
+    strategy.train(stream[1])
+    assert torch.stack(masks).any(0).nonzero().flatten().tolist() == trained_classes
