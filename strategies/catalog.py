@@ -77,7 +77,7 @@ class ReplayConfig:
 
 
 @register_strategy("sparse_syn", builder="clbench.strategies.sparse_syn:build_sparse_syn",
-                   protocol={"weight_decay": 1e-3},  # METHODS.md: without L2 the topology inverts
+                   protocol={"weight_decay": 1e-3},  # without L2 the topology inverts: untrained border weights never shrink
                    # the digits nets are tiny (64-100-100): 5% of them is too few connections to learn
                    tuned={"split_digits": {"density": 0.3, "max_density": 0.6},
                           "permuted_digits": {"density": 0.3, "max_density": 0.6}},

@@ -60,8 +60,14 @@ def test_split_mnist_naive_default_protocol_reproduces_its_reference_record():
 
 @pytest.mark.slow
 def test_harness_overhead_against_the_bare_pytorch_loop():
-    """Same training and evaluation as shared/perf/plain_split_mnist.py: at most 1.3x its time."""
+    """Same training and evaluation as shared/perf/plain_split_mnist.py: at most 1.3x its time.
+
+    Three rounds, each timing the bare loop and then clbench back to back; the
+    median of the three ratios has to stay within the bound, so one lucky or
+    unlucky run on a shared machine does not decide the outcome.
+    """
     import re
+    import statistics
     import subprocess
     import sys
 
@@ -70,11 +76,11 @@ def test_harness_overhead_against_the_bare_pytorch_loop():
         pytest.skip("needs the shared perf script beside the repository")
     cfg = resolve("split_mnist", "naive", data_root=ROOT, download=False, device="cpu",
                   cli_values={"epochs": "1", "iterations": "0", "batch_size": "128", "lr": "1e-3"})
-    plain, ours = [], []
-    for _ in range(2):  # best of two, each measured back to back
+    ratios = []
+    for _ in range(3):
         out = subprocess.run([sys.executable, str(script), ROOT, "--epochs", "1"], capture_output=True,
                              text=True, check=True).stdout
-        plain.append(float(re.search(r"seconds ([\d.]+)", out).group(1)))
+        plain = float(re.search(r"seconds ([\d.]+)", out).group(1))
         timing = runner.run(cfg).timing
-        ours.append(timing["train_total"] + timing["eval_total"])
-    assert min(ours) <= 1.3 * min(plain), (ours, plain)
+        ratios.append((timing["train_total"] + timing["eval_total"]) / plain)
+    assert statistics.median(ratios) <= 1.3, ratios
