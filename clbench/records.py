@@ -127,4 +127,6 @@ def environment(device: str) -> dict[str, Any]:
         "device": device,
         "threads": torch.get_num_threads(),
         "platform": platform.platform(terse=True),
+        # the vector instructions torch's CPU kernels use: another set sums floats in another order
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }

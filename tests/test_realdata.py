@@ -48,14 +48,23 @@ def test_short_permuted_mnist_run():
 
 @pytest.mark.slow
 def test_split_mnist_naive_default_protocol_reproduces_its_reference_record():
-    """The reference cell split_mnist / naive / class / seed 0: in its band, and bit-identical."""
+    """The reference cell split_mnist / naive / class / seed 0: in its band, and its committed matrix again.
+
+    Bit-identical where torch's CPU kernels use the record's vector instructions; with other ones
+    floats are summed in another order, and each entry may move by at most 0.01.
+    """
     import json
+
+    import torch
 
     record = runner.run(resolve("split_mnist", "naive", data_root=ROOT, download=False, threads=1))
     assert 0.17 <= record.metrics["acc"] <= 0.23
     reference = Path(__file__).resolve().parents[1] / "results" / "reference" / "split_mnist" / "naive"
     committed = json.loads((reference / f"{record.run_id}.json").read_text())
-    assert record.accuracy_matrix == committed["accuracy_matrix"]
+    if committed["env"].get("cpu_capability") == torch.backends.cpu.get_cpu_capability():
+        assert record.accuracy_matrix == committed["accuracy_matrix"]
+    else:
+        assert record.accuracy_matrix == [pytest.approx(row, abs=0.01) for row in committed["accuracy_matrix"]]
 
 
 @pytest.mark.slow

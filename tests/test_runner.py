@@ -33,6 +33,7 @@ def test_record_shape_and_metrics():
     assert len(record.timing["train"]) == 5 and record.timing["train_total"] > 0
     assert record.model["parameters"] == 64 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10
     assert record.env["torch"] == torch.__version__
+    assert record.env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert record.experiences[1]["classes"] == [2, 3]
 
 
