@@ -122,6 +122,11 @@ class KWinnersConfig:
                                   ge=0)
     boost_strength_factor: float = param(0.9, "beta is multiplied by this once per epoch", ge=0, le=1)
     duty_cycle_period: int = param(1000, "samples over which duty cycles are averaged", ge=1)
+    sparsity_head: float = param(0.0, "fraction of zero weights per output unit of the head (fixed random mask)",
+                                 ge=0, lt=1, since=2)
+    weight_init: str = param("pytorch", "pytorch: U(+-1/sqrt(fan_in)); density (MLP only): "
+                                        "U(+-1/sqrt(input density * weight density * fan_in)), Numenta's MLP",
+                             choices=("pytorch", "density"), since=2)
 
 
 @register_strategy("hebbian", builder="clbench.strategies.hebbian:build_hebbian",

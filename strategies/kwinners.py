@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from clbench.benchmarks.store import Benchmark
 from clbench.config import RunConfig
+from clbench.errors import UsageError
 from clbench.nn.kwinners import kwinners_layers, kwinners_model, rezero_weights, update_boost_strength
 from clbench.nn.sparse import clamp_second_moments
 from clbench.strategies.common import for_avalanche, template_kwargs
@@ -131,10 +132,14 @@ class KWinners(SupervisedTemplate):
 
 def build_kwinners(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> KWinners:
     m = cfg.method
+    if m.weight_init == "density" and cfg.train.backbone != "mlp":
+        raise UsageError(f"weight_init=density is defined for the mlp backbone, not '{cfg.train.backbone}'; "
+                         "use weight_init=pytorch or --set backbone=mlp")
     net = kwinners_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
                          benchmark.head_size, percent_on=m.percent_on, sparsity=m.sparsity,
                          percent_on_conv=m.percent_on_conv, sparsity_conv=m.sparsity_conv,
                          generator=torch.Generator().manual_seed(cfg.seed),
+                         sparsity_head=m.sparsity_head, weight_init=m.weight_init,
                          k_inference_factor=m.k_inference_factor, boost_strength=m.boost_strength,
                          boost_strength_factor=m.boost_strength_factor, duty_cycle_period=m.duty_cycle_period)
     return KWinners(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),

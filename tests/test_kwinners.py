@@ -8,6 +8,7 @@ from torch import nn
 
 from clbench import runner
 from clbench.config import load_toml, resolve
+from clbench.errors import UsageError
 from clbench.nn.kwinners import KWinners, KWinners2d, SparseWeights
 
 CONFIGS = Path(__file__).resolve().parents[1] / "results" / "reference" / "configs"
@@ -38,13 +39,22 @@ def test_the_built_model_has_the_configured_sparsity_and_k():
     assert bool((head.weight != 0).all())  # the output layer stays dense
 
 
+def test_density_init_is_refused_for_the_convolutional_backbone():
+    cfg = resolve("split_digits", "kwinners", cli_values={"backbone": "resnet18_reduced"},
+                  file_values={"weight_init": "density"})
+    with pytest.raises(UsageError, match="weight_init=density is defined for the mlp backbone"):
+        runner.build(cfg)
+
+
 def test_weights_stay_sparse_after_training():
     cfg = resolve("permuted_digits", "kwinners", cli_values={"epochs": "1", "n_experiences": "2",
-                                                              "weight_decay": "1e-3"})
+                                                              "weight_decay": "1e-3", "sparsity_head": "0.5"})
     bench, strategy = runner.build(cfg)
     for exp in bench.train_stream:
         strategy.train(exp)
-    for layer in (m for m in strategy.model.modules() if isinstance(m, SparseWeights)):
+    layers = [m for m in strategy.model.modules() if isinstance(m, SparseWeights)]
+    assert strategy.model.head.linear in layers
+    for layer in layers:
         assert torch.all(layer.weight[layer.mask == 0] == 0)
 
 

@@ -10,7 +10,9 @@ from clbench.nn.kwinners import (
     KWinners,
     KWinners2d,
     SparseWeights,
+    density_scaled_init_,
     kwinners,
+    kwinners_model,
     kwinners2d,
     rezero_weights,
     update_duty_cycles,
@@ -155,3 +157,50 @@ def test_sparse_weights_conv_forward_matches_a_masked_convolution():
 def test_a_duty_cycle_period_shorter_than_the_batch_averages_over_the_batch():
     new = update_duty_cycles(torch.tensor([0.9]), torch.tensor([1.0]), seen=4, batch=4, period=2)
     assert torch.allclose(new, torch.tensor([0.25]))
+
+
+@pytest.mark.parametrize("input_density, sparsity, bound", [(1.0, 0.5, 1 / math.sqrt(0.5 * 8)),
+                                                            (0.25, 0.5, 1 / math.sqrt(0.25 * 0.5 * 8)),
+                                                            (0.5, 0.0, 1 / math.sqrt(0.5 * 8))])
+def test_density_scaled_init_bound_counts_the_live_inputs(input_density, sparsity, bound):
+    torch.manual_seed(0)
+    linear = nn.Linear(8, 400)
+    layer = SparseWeights(linear, sparsity) if sparsity else linear
+    bias = linear.bias.clone()
+    density_scaled_init_(layer, input_density)
+    weight = linear.weight
+    assert weight.abs().max() <= bound and weight.abs().max() > 0.95 * bound  # the whole range is used
+    assert torch.equal(linear.bias, bias)
+    if sparsity:
+        assert torch.all(weight[layer.mask == 0] == 0) and ((weight != 0).sum(1) == 4).all()
+
+
+def test_density_scaled_init_refuses_an_empty_input():
+    with pytest.raises(ValueError, match="input_density"):
+        density_scaled_init_(nn.Linear(3, 2), 0.0)
+
+
+def test_numenta_mlp_init_and_sparse_head():
+    """2x2048-style MLP (here 784-200-200-10, 5% on, half the weights): the bounds of Numenta's MLP."""
+    torch.manual_seed(0)
+    net = kwinners_model("mlp", (1, 28, 28), (200, 200), 1, 10, percent_on=0.05, sparsity=0.5,
+                         sparsity_head=0.5, weight_init="density")
+    first, second, head = net.features[1], net.features[3], net.head.linear
+    assert isinstance(head, SparseWeights) and ((head.weight != 0).sum(1) == 100).all()
+    for layer, bound in ((first, 1 / math.sqrt(0.5 * 784)), (second, 1 / math.sqrt(0.05 * 0.5 * 200)),
+                         (head, 1 / math.sqrt(0.05 * 0.5 * 200))):
+        assert 0.9 * bound < layer.weight.abs().max() <= bound
+    assert net(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_the_default_kwinners_mlp_is_unchanged_by_the_new_options():
+    """sparsity_head=0 and weight_init='pytorch' build exactly the network built before they existed."""
+    torch.manual_seed(0)
+    plain = kwinners_model("mlp", (1, 4, 4), (6,), 1, 3, percent_on=0.5, sparsity=0.5,
+                           generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    explicit = kwinners_model("mlp", (1, 4, 4), (6,), 1, 3, percent_on=0.5, sparsity=0.5,
+                              generator=torch.Generator().manual_seed(1), sparsity_head=0.0, weight_init="pytorch")
+    assert type(plain.head.linear) is nn.Linear
+    for a, b in zip(plain.state_dict().values(), explicit.state_dict().values()):
+        assert torch.equal(a, b)

@@ -202,6 +202,26 @@ class SparseWeights(nn.Module):
         self.module.weight.mul_(self.mask)
 
 
+@torch.no_grad()
+def density_scaled_init_(layer: nn.Module, input_density: float = 1.0) -> None:
+    """Numenta's sparse Kaiming init: weights ~ U(±1/sqrt(input_density · weight_density · fan_in)).
+
+    A unit of a sparse layer sums about input_density · weight_density · fan_in non-zero terms;
+    the bound gives its output the scale PyTorch's default bound 1/sqrt(fan_in) gives a dense
+    layer's. `layer` is a `SparseWeights` (weight_density = 1 − sparsity, re-masked after) or a
+    plain `nn.Linear` / `nn.Conv2d` (weight_density = 1); the bias keeps its initial values.
+    """
+    if not 0 < input_density <= 1:
+        raise ValueError(f"input_density must be in (0, 1], got {input_density}")
+    module = layer.module if isinstance(layer, SparseWeights) else layer
+    weight_density = 1 - layer.sparsity if isinstance(layer, SparseWeights) else 1.0
+    fan_in = math.prod(module.weight.shape[1:])
+    bound = 1 / math.sqrt(input_density * weight_density * fan_in)
+    module.weight.uniform_(-bound, bound)
+    if isinstance(layer, SparseWeights):
+        layer.rezero()
+
+
 def rezero_weights(model: nn.Module) -> None:
     """Re-apply the mask of every `SparseWeights` in `model`."""
     for module in model.modules():
@@ -222,16 +242,24 @@ def kwinners_layers(model: nn.Module) -> list[tuple[str, _KWinnersBase]]:
 
 def kwinners_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int, ...], n_heads: int,
                    head_size: int, percent_on: float, sparsity: float, percent_on_conv: float = 1.0,
-                   sparsity_conv: float = 0.0, generator: torch.Generator | None = None, **kwinners_args):
-    """The k-WTA twin of `build_model`: sparse weights and k-WTA in the hidden layers, a dense head.
+                   sparsity_conv: float = 0.0, generator: torch.Generator | None = None, sparsity_head: float = 0.0,
+                   weight_init: str = "pytorch", **kwinners_args):
+    """The k-WTA twin of `build_model`: sparse weights and k-WTA in the hidden layers, then the head.
 
     `mlp`: SparseWeights(Linear) -> KWinners per hidden width (Numenta's sparse MLP).
     `resnet18_reduced`: every convolution SparseWeights(Conv2d, sparsity_conv), every ReLU a local
     KWinners2d (percent_on_conv of the channels at each location).
+    `sparsity_head` > 0 gives the head a fixed mask too. `weight_init="density"` (MLP only) draws
+    every weight with `density_scaled_init_`, the input density being percent_on after a k-WTA
+    layer and 1 for the image, as Numenta's permuted MNIST MLP does; "pytorch" keeps nn.Linear's.
     """
     from clbench.nn.networks import Classifier
 
+    if weight_init not in ("pytorch", "density"):
+        raise ValueError(f"unknown weight_init {weight_init!r}; valid: pytorch, density")
     if backbone == "resnet18_reduced":
+        if weight_init != "pytorch":
+            raise ValueError("weight_init='density' is defined for the mlp backbone only")
         from clbench.nn.resnet import reduced_resnet18_features
 
         def conv(*args, **kwargs):
@@ -241,10 +269,26 @@ def kwinners_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[in
             return KWinners2d(channels, percent_on_conv, local=True, **kwinners_args)
 
         features, width = reduced_resnet18_features(input_shape[0], conv=conv, act=act)
-        return Classifier(features, width, n_heads, head_size)
+        return Classifier(features, width, n_heads, head_size, sparse_head(width, n_heads * head_size,
+                                                                           sparsity_head, generator))
     in_features = math.prod(input_shape)
     layers: list[nn.Module] = [nn.Flatten()]
+    input_density = 1.0
     for width_in, width_out in zip((in_features, *hidden), hidden):
-        layers += [SparseWeights(nn.Linear(width_in, width_out), sparsity, generator),
-                   KWinners(width_out, percent_on, **kwinners_args)]
-    return Classifier(nn.Sequential(*layers), hidden[-1] if hidden else in_features, n_heads, head_size)
+        linear = SparseWeights(nn.Linear(width_in, width_out), sparsity, generator)
+        if weight_init == "density":
+            density_scaled_init_(linear, input_density)
+        layers += [linear, KWinners(width_out, percent_on, **kwinners_args)]
+        input_density = percent_on
+    width = hidden[-1] if hidden else in_features
+    head = sparse_head(width, n_heads * head_size, sparsity_head, generator)
+    if weight_init == "density":
+        head = head if head is not None else nn.Linear(width, n_heads * head_size)
+        density_scaled_init_(head, input_density)
+    return Classifier(nn.Sequential(*layers), width, n_heads, head_size, head)
+
+
+def sparse_head(in_features: int, out_features: int, sparsity: float,
+                generator: torch.Generator | None = None) -> SparseWeights | None:
+    """The output layer with a fixed mask, or None (the default dense head) at sparsity 0."""
+    return SparseWeights(nn.Linear(in_features, out_features), sparsity, generator) if sparsity else None
