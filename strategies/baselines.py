@@ -6,11 +6,15 @@ harness plugins, and returns a ready Avalanche `SupervisedTemplate`.
 
 from __future__ import annotations
 
-from avalanche.training import EWC, Cumulative, JointTraining, LwF, Naive, Replay
-from avalanche.training.plugins import SynapticIntelligencePlugin
+import torch
+import torch.nn.functional as F
+from avalanche.models import MultiTaskModule
+from avalanche.training import EWC, Cumulative, JointTraining, Naive, Replay
+from avalanche.training.plugins import LwFPlugin, SynapticIntelligencePlugin
 
 from clbench.benchmarks.store import Benchmark
 from clbench.config import RunConfig
+from clbench.errors import UsageError
 from clbench.strategies.common import template_kwargs
 
 
@@ -61,9 +65,64 @@ def build_si(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
     return Naive(**template_kwargs(cfg, benchmark, [*plugins, si]))
 
 
-def build_lwf(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> LwF:
+def seen_units_distillation(out: torch.Tensor, prev_out: torch.Tensor, previous_units: list[int],
+                            current_units: list[int], temperature: float) -> torch.Tensor:
+    """KL divergence from the previous model's softmax over `previous_units`, padded with zeros for
+    `current_units`, to the current model's softmax over both (van de Ven & Tolias's `loss_fn_kd`).
+
+    The zeros make the term push the current units down on the data that trains them up, where a
+    distillation over the previous units alone leaves the balance between old and new untouched.
+    """
+    new_units = [u for u in current_units if u not in set(previous_units)]
+    log_p = F.log_softmax(out[:, previous_units + new_units] / temperature, dim=1)
+    q = F.softmax(prev_out[:, previous_units] / temperature, dim=1)
+    return F.kl_div(log_p[:, :len(previous_units)], q, reduction="batchmean")
+
+
+class ClbenchLwFPlugin(LwFPlugin):
+    """Avalanche's LwF plugin, with van de Ven & Tolias's variant of the loss as two options.
+
+    `distill_units="seen"` (one shared head): the distillation covers the current experience's
+    units too (`seen_units_distillation`); "previous" is Avalanche's. `weighting="1/t"`: after t
+    experiences the loss is (1/t)·CE + (1 − 1/t)·T²·KD; "alpha" is Avalanche's CE + alpha·KD.
+    """
+
+    def __init__(self, alpha: float = 1.0, temperature: float = 2.0, distill_units: str = "previous",
+                 weighting: str = "alpha"):
+        super().__init__(alpha, temperature)
+        self.distill_units, self.weighting = distill_units, weighting
+        self.current_units: list[int] = []
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.current_units = sorted(int(c) for c in strategy.experience.classes_in_this_experience)
+
+    def distillation(self, strategy) -> torch.Tensor | float:
+        lwf = self.lwf
+        if self.distill_units == "previous" or lwf.prev_model is None or isinstance(lwf.prev_model, MultiTaskModule):
+            return lwf._lwf_penalty(strategy.mb_output, strategy.mb_x, strategy.model)
+        with torch.no_grad():
+            prev_out = lwf.prev_model(strategy.mb_x)
+        return seen_units_distillation(strategy.mb_output, prev_out, sorted(lwf.prev_classes_by_task[0]),
+                                       self.current_units, lwf.temperature)
+
+    def before_backward(self, strategy, **kwargs):
+        if self.weighting == "alpha":
+            if self.distill_units == "previous":
+                return super().before_backward(strategy, **kwargs)  # Avalanche's, unchanged
+            strategy.loss += self.lwf.alpha * self.distillation(strategy)
+            return None
+        t = self.lwf.expcount + 1  # experiences trained so far, this one included
+        strategy.loss = strategy.loss / t + (1 - 1 / t) * self.lwf.temperature ** 2 * self.distillation(strategy)
+        return None
+
+
+def build_lwf(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
     m = cfg.method
-    return LwF(**template_kwargs(cfg, benchmark, plugins), alpha=m.lwf_alpha, temperature=m.temperature)
+    if m.lwf_weighting == "1/t" and m.lwf_alpha != 1.0:
+        raise UsageError(f"lwf_alpha={m.lwf_alpha} has no effect with lwf_weighting=1/t; "
+                         "drop lwf_alpha or use lwf_weighting=alpha")
+    lwf = ClbenchLwFPlugin(m.lwf_alpha, m.temperature, distill_units=m.distill_units, weighting=m.lwf_weighting)
+    return Naive(**template_kwargs(cfg, benchmark, [*plugins, lwf]))
 
 
 def build_replay(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Replay:

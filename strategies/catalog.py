@@ -64,8 +64,14 @@ class SIConfig:
 class LwFConfig:
     """Learning without forgetting: distil the previous model's outputs (Li & Hoiem 2017)."""
 
-    lwf_alpha: float = param(1.0, "weight of the distillation loss", ge=0)
+    lwf_alpha: float = param(1.0, "weight of the distillation loss (lwf_weighting=alpha)", ge=0)
     temperature: float = param(2.0, "softmax temperature of the distillation", gt=0)
+    distill_units: str = param("previous", "output units distilled: those of earlier experiences (Avalanche), or "
+                                           "every unit seen, the current ones with target 0 (van de Ven & Tolias)",
+                               choices=("previous", "seen"), since=2)
+    lwf_weighting: str = param("alpha", "loss: CE + lwf_alpha * KD (Avalanche), or after t experiences "
+                                        "CE / t + (1 - 1/t) * T^2 * KD (van de Ven & Tolias)",
+                               choices=("alpha", "1/t"), since=2)
 
 
 @register_strategy("replay", builder=f"{BASELINES}:build_replay")

@@ -1,5 +1,7 @@
 """Baseline strategies: what clbench changes or fixes in Avalanche's own."""
 
+import math
+
 import pytest
 import torch
 
@@ -54,3 +56,57 @@ def test_weight_decay_spares_the_heads_of_tasks_not_being_trained(optimizer):
     assert not torch.equal(strategy.model.net.features[1].weight.detach(), first_layer)  # the rest still trains
     groups = strategy.optimizer.param_groups
     assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
+
+
+def test_seen_units_distillation_pads_the_previous_softmax_with_zeros():
+    from clbench.strategies.baselines import seen_units_distillation
+
+    out, prev = torch.zeros(1, 3), torch.zeros(1, 3)
+    # one previous unit, one new: the target is [1, 0], the current softmax [1/2, 1/2]
+    assert float(seen_units_distillation(out, prev, [0], [1], 2.0)) == pytest.approx(math.log(2))
+    out, prev = torch.tensor([[2.0, 0.0, 4.0]]), torch.tensor([[1.0, 1.0, -9.0]])
+    log_p = torch.log_softmax(out, dim=1)[0]  # over units 0, 1 and the new unit 2; the target [1/2, 1/2, 0]
+    expected = 0.5 * (math.log(0.5) - log_p[0]) + 0.5 * (math.log(0.5) - log_p[1])
+    assert float(seen_units_distillation(out, prev, [0, 1], [2], 1.0)) == pytest.approx(float(expected))
+    # the current experience's units already among the previous ones (domain-IL) change nothing
+    assert float(seen_units_distillation(out, prev, [0, 1], [0, 1], 1.0)) == pytest.approx(0.5 * (
+        math.log(0.5) - math.log(math.exp(2) / (math.exp(2) + 1))) + 0.5 * (
+        math.log(0.5) - math.log(1 / (math.exp(2) + 1))))
+
+
+@pytest.mark.parametrize("units, weighting, expected", [
+    ("previous", "alpha", 1.0 + 0.5 * 0.0),  # Avalanche: the previous unit alone, softmax 1 against 1
+    ("seen", "alpha", 1.0 + 0.5 * math.log(2)),
+    ("seen", "1/t", 1.0 / 2 + (1 - 1 / 2) * 4.0 * math.log(2)),  # t = 2, T = 2
+])
+def test_lwf_loss_after_the_second_experience(units, weighting, expected):
+    from types import SimpleNamespace
+
+    from clbench.strategies.baselines import ClbenchLwFPlugin
+
+    alpha = 0.5 if weighting == "alpha" else 1.0
+    plugin = ClbenchLwFPlugin(alpha=alpha, temperature=2.0, distill_units=units, weighting=weighting)
+    plugin.lwf.prev_model, plugin.lwf.expcount = torch.nn.Identity(), 1
+    plugin.lwf.prev_classes_by_task[0] = {0}
+    plugin.current_units = [1]
+    strategy = SimpleNamespace(mb_x=torch.zeros(1, 2), mb_output=torch.zeros(1, 2), model=None,
+                               loss=torch.tensor(1.0))
+    plugin.before_backward(strategy)
+    assert float(strategy.loss) == pytest.approx(expected)
+
+
+def test_van_de_ven_lwf_keeps_the_first_experience_in_class_incremental_learning():
+    def last_row(**keys):
+        cfg = resolve("split_digits", "lwf", scenario="class", cli_values=keys, device="cpu")
+        return runner.run(cfg).accuracy_matrix[-1]
+
+    assert last_row()[0] == 0.0  # Avalanche's LwF: only the last experience's classes are ever predicted
+    assert last_row(distill_units="seen", lwf_weighting="1/t")[0] > 0.5
+
+
+def test_lwf_alpha_is_refused_with_the_one_over_t_weighting():
+    from clbench.errors import UsageError
+
+    cfg = resolve("split_digits", "lwf", scenario="class", cli_values={"lwf_weighting": "1/t", "lwf_alpha": "2"})
+    with pytest.raises(UsageError, match="lwf_alpha=2.0 has no effect with lwf_weighting=1/t"):
+        runner.build(cfg)
