@@ -85,6 +85,14 @@ def test_the_numenta_reference_configurations_resolve(name, strategy):
         assert (cfg.method.percent_on, cfg.method.sparsity) == (0.05, 0.5)
 
 
+def test_numenta_mlp_configuration_is_their_network_on_their_schedule():
+    values = load_toml(CONFIGS / "kwinners_permuted_numenta_mlp.toml")
+    cfg = resolve(values.pop("benchmark"), values.pop("strategy"), file_values=values)
+    assert (cfg.train.hidden, cfg.train.batch_size, cfg.train.epochs, cfg.train.lr) == ((2048, 2048), 128, 1, 5e-4)
+    assert (cfg.method.percent_on, cfg.method.sparsity, cfg.method.sparsity_head) == (0.05, 0.5, 0.5)
+    assert (cfg.method.weight_init, cfg.method.boost_strength, cfg.method.k_inference_factor) == ("density", 0, 1)
+
+
 @pytest.mark.parametrize("form", ["strategy", "plugin"])
 def test_in_a_hand_built_avalanche_pipeline(form, avalanche_pipeline):
     from clbench.strategies import KWinners as KWinnersStrategy, KWinnersPlugin
