@@ -106,14 +106,11 @@ class ClbenchLwFPlugin(LwFPlugin):
                                        self.current_units, lwf.temperature)
 
     def before_backward(self, strategy, **kwargs):
-        if self.weighting == "alpha":
-            if self.distill_units == "previous":
-                return super().before_backward(strategy, **kwargs)  # Avalanche's, unchanged
+        if self.weighting == "alpha":  # with distill_units="previous", Avalanche's LwF exactly
             strategy.loss += self.lwf.alpha * self.distillation(strategy)
-            return None
-        t = self.lwf.expcount + 1  # experiences trained so far, this one included
-        strategy.loss = strategy.loss / t + (1 - 1 / t) * self.lwf.temperature ** 2 * self.distillation(strategy)
-        return None
+        else:
+            t = self.lwf.expcount + 1  # experiences trained so far, this one included
+            strategy.loss = strategy.loss / t + (1 - 1 / t) * self.lwf.temperature ** 2 * self.distillation(strategy)
 
 
 def build_lwf(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
