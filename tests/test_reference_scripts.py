@@ -53,3 +53,16 @@ def test_plain_lwf_without_data_is_a_usage_error(lwf_plain, tmp_path, capsys):
         lwf_plain.main(["--data-root", str(tmp_path)])
     assert exc.value.code == 2
     assert "MNIST" in capsys.readouterr().err
+
+
+def test_at_the_loss_optimum_a_new_class_at_best_ties_with_the_old_ones(lwf_plain):
+    # t = 2: an undecided previous model leaves the new class tied with both old ones (1/3 each) ...
+    assert lwf_plain.optimum_margin(torch.tensor([0.0, 0.0]), t=2) == pytest.approx(0.0, abs=1e-3)
+    # ... a confident one keeps it well under the old class it favours (about 1/4 against 3/4)
+    assert lwf_plain.optimum_margin(torch.tensor([8.0, 0.0]), t=2) < -0.4
+
+
+def test_check_optimum_prints_the_count(lwf_plain, capsys):
+    margins = lwf_plain.main(["--check-optimum", "2"])[0]
+    assert len(margins) == 8
+    assert "of 8" in capsys.readouterr().out

@@ -14,9 +14,12 @@ protocol and the loss follow the paper and its code path `--replay=current --dis
   over the earlier classes only, no zeros).
 
 Prints the accuracy matrix (row i: after experience i; column j: test set of experience j) and
-the average accuracy after the last experience.
+the average accuracy after the last experience. `--check-optimum N` instead minimises the loss of
+one example of a new class over free logits, for N random outputs of the previous model, and prints
+how often the new class ends above every earlier one at that optimum.
 
     python results/reference/scripts/lwf_plain_pytorch.py --data-root DATA_ROOT --seed 0
+    python results/reference/scripts/lwf_plain_pytorch.py --check-optimum 200
 """
 from __future__ import annotations
 
@@ -96,6 +99,40 @@ def train_lwf(data, seed: int, iterations: int, pad: bool) -> list[list[float]]:
     return matrix
 
 
+def optimum_margin(prev_logits: torch.Tensor, t: int) -> float:
+    """p(new class) − max p(earlier class) at the minimum of one example's loss over free logits.
+
+    The example belongs to the first of the two new units; `prev_logits` are the previous model's
+    logits over the 2(t − 1) earlier units.
+    """
+    n_old = len(prev_logits)
+    logits = torch.zeros(n_old + 2, requires_grad=True)
+    optimizer = torch.optim.LBFGS([logits], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        out = logits[None]
+        loss = F.cross_entropy(out, torch.tensor([n_old])) / t + (1 - 1 / t) * distillation(
+            out, prev_logits[None], TEMPERATURE, pad=True)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    p = F.softmax(logits.detach(), dim=0)
+    return float(p[n_old] - p[:n_old].max())
+
+
+def check_optimum(n: int, seed: int) -> list[float]:
+    """Margins of `optimum_margin` for n random previous outputs at each t = 2..5 (confidence varied)."""
+    generator = torch.Generator().manual_seed(seed)
+    margins = []
+    for t in range(2, 6):
+        for _ in range(n):
+            scale = 6 * torch.rand(1, generator=generator)
+            margins.append(optimum_margin(scale * torch.randn(2 * (t - 1), generator=generator), t))
+    return margins
+
+
 def load_mnist(root: str, class_order: np.ndarray):
     """Flat images in [0, 1] and labels mapped through `class_order` (label y becomes class_order[y])."""
     from clbench.benchmarks.sources import MNIST, load_idx_set
@@ -116,7 +153,15 @@ def main(argv: list[str] | None = None) -> list[list[float]]:
     parser.add_argument("--class-order", choices=["digits", "random"], default="digits",
                         help="digits: pairs 0/1, 2/3, ...; random: a permutation of the labels drawn from the seed")
     parser.add_argument("--distill-units", choices=["seen", "previous"], default="seen")
+    parser.add_argument("--check-optimum", type=int, default=0, metavar="N",
+                        help="check the loss's per-example optimum on N random previous outputs per t; no training")
     args = parser.parse_args(argv)
+    if args.check_optimum:
+        margins = check_optimum(args.check_optimum, args.seed)
+        wins = sum(m > 1e-3 for m in margins)
+        print(f"new class above every earlier one at the optimum: {wins} of {len(margins)}; "
+              f"largest margin {max(margins):+.4f}, smallest {min(margins):+.4f}")
+        return [margins]
     if not args.data_root:
         parser.error("no data root: pass --data-root or set CLBENCH_DATA_ROOT to a folder holding MNIST/raw/")
     torch.set_num_threads(1)
