@@ -169,6 +169,27 @@ def coerce(config_cls: type, key: str, raw: Any) -> Any:
     return value
 
 
+def with_values(config: Any, values: Mapping[str, Any], owner: str = "") -> Any:
+    """`config` (a frozen config dataclass) with some fields replaced, each parsed and checked like `--set`.
+
+    For the Python API: an unknown key is a TypeError, a bad value a ValueError, both naming `owner`.
+    """
+    if not values:
+        return config
+    cls = type(config)
+    owner = owner or cls.__name__
+    names = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise TypeError(f"{owner}: unknown hyperparameter {', '.join(map(repr, unknown))}; "
+                        f"valid: {', '.join(names) or 'none'}")
+    try:
+        parsed = {key: coerce(cls, key, raw) for key, raw in values.items()}
+    except UsageError as exc:
+        raise ValueError(f"{owner}: {exc}") from None
+    return dataclasses.replace(config, **parsed)
+
+
 def type_name_of(kind: Any) -> str:
     if typing.get_origin(kind) is tuple:
         return f"a comma-separated list of {typing.get_args(kind)[0].__name__}s"

@@ -7,13 +7,14 @@ matplotlib (Agg backend) is imported only when a figure is drawn.
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from clbench.errors import UsageError
-from clbench.registry import suggest
+from clbench.registry import STRATEGIES, suggest
 
 FORMATS = ("png", "pdf", "svg")
 
@@ -22,24 +23,30 @@ FORMATS = ("png", "pdf", "svg")
 class PlotKind:
     name: str
     summary: str
-    draw: Callable  # (frame, out_dir, fmt) -> list[Path]
+    draw: Callable | str  # (frame, out_dir, fmt) -> list[Path], or "module:function" imported when drawing
     needs_extra: str | None = None  # records must carry extras[needs_extra]
+
+    def drawer(self) -> Callable:
+        if callable(self.draw):
+            return self.draw
+        module, _, function = self.draw.partition(":")
+        return getattr(importlib.import_module(module), function)
 
 
 PLOT_KINDS: dict[str, PlotKind] = {}
 
 
-def register_plot(name: str, summary: str, needs_extra: str | None = None):
-    """Decorator: register `draw(frame, out_dir, fmt) -> [paths]` as plot kind `name`."""
+def register_plot(name: str, summary: str, needs_extra: str | None = None, draw: str | None = None):
+    """Register plot kind `name`: `draw` as "module:function" (a method's figure, imported when drawn),
+    or, without `draw`, as a decorator of `draw(frame, out_dir, fmt) -> [paths]`."""
 
-    def decorate(draw: Callable) -> Callable:
+    def decorate(function: Callable | str) -> Callable | str:
         if name in PLOT_KINDS:
-            raise ValueError(f"plot kind {name!r} registered twice: {PLOT_KINDS[name].draw.__module__} and "
-                             f"{draw.__module__}")
-        PLOT_KINDS[name] = PlotKind(name, summary, draw, needs_extra)
-        return draw
+            raise ValueError(f"plot kind {name!r} registered twice: {PLOT_KINDS[name].draw} and {function}")
+        PLOT_KINDS[name] = PlotKind(name, summary, function, needs_extra)
+        return function
 
-    return decorate
+    return decorate(draw) if draw is not None else decorate
 
 
 def pyplot():
@@ -140,8 +147,7 @@ def plot_curves(frame, out_dir: Path, fmt: str) -> list[Path]:
 
 def plot(frame, records: list[dict], kind: str, out_dir: Path, fmt: str) -> list[Path]:
     """Draw `kind` for the runs in `frame`; a clear UsageError if they do not support it."""
-    import clbench.strategies  # noqa: F401  (registers the strategies' own plot kinds; torch-free)
-
+    STRATEGIES.names()  # loads the strategies, which register their own plot kinds (torch-free)
     if kind not in PLOT_KINDS:
         valid = sorted(PLOT_KINDS)
         raise UsageError(f"unknown plot kind '{kind}'.{suggest(kind, valid)} Valid kinds: {', '.join(valid)}.")
@@ -152,4 +158,4 @@ def plot(frame, records: list[dict], kind: str, out_dir: Path, fmt: str) -> list
         strategies = sorted({r["strategy"] for r in records})
         raise UsageError(f"plot kind '{kind}' needs runs that record '{needs}' in their extras; "
                          f"these runs ({', '.join(strategies)}) do not.")
-    return PLOT_KINDS[kind].draw(frame, out_dir, fmt)
+    return PLOT_KINDS[kind].drawer()(frame, out_dir, fmt)

@@ -3,6 +3,8 @@
 An entry is a frozen config dataclass (its fields are the tunable keys, its
 docstring's first line the summary `clbench list` prints) plus a lazily
 imported builder, so listing and validating never import torch or Avalanche.
+A strategy's builder is by convention `build` in the `strategy` module beside
+its config (`clbench.strategies.<method>.strategy:build`).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class Registry:
         self,
         name: str,
         *,
-        builder: str,
+        builder: str = "build",
         scenarios: tuple[str, ...] = SCENARIOS,
         default_scenario: str | None = None,
         protocol: Mapping[str, Any] | None = None,
@@ -83,9 +85,10 @@ class Registry:
     ) -> Callable[[type], type]:
         """Class decorator: register a frozen config dataclass under `name`.
 
-        `protocol` overrides training defaults everywhere; `tuned` overrides keys
-        for one benchmark ("split_mnist") or one benchmark and scenario
-        ("split_mnist/task"), the more specific winning.
+        `builder` is "module:function", or a function name in the `strategy` module
+        beside the config's module (default `build`). `protocol` overrides training
+        defaults everywhere; `tuned` overrides keys for one benchmark ("split_mnist")
+        or one benchmark and scenario ("split_mnist/task"), the more specific winning.
         """
         key = normalize_name(name)
         unknown = set(scenarios) - set(SCENARIOS)
@@ -105,7 +108,7 @@ class Registry:
             self._entries[key] = Entry(
                 name=key,
                 config=config,
-                builder=builder,
+                builder=builder if ":" in builder else f"{config.__module__}.strategy:{builder}",
                 scenarios=tuple(scenarios),
                 default_scenario=default_scenario or scenarios[0],
                 protocol=dict(protocol or {}),
@@ -145,6 +148,21 @@ class Registry:
     def __contains__(self, name: str) -> bool:
         self._load()
         return normalize_name(name) in self._entries
+
+
+def lazy_exports(package: str, names: list[str], module: str = "strategy") -> Callable[[str], Any]:
+    """A module `__getattr__` for `package`: the public `names`, imported from `package.module` on first use.
+
+    A method package's `__init__` stays torch-free; `from clbench.strategies.sparse_syn import
+    SparseSynapses` imports the strategy module then.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name not in names:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
+
+    return __getattr__
 
 
 STRATEGIES = Registry("strategy", "clbench.strategies")

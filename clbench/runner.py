@@ -20,20 +20,20 @@ from torch import nn
 from clbench.benchmarks.store import Benchmark, ExperienceData
 from clbench.config import RunConfig
 from clbench.errors import UsageError
-from clbench.metrics import summarize
-from clbench.progress import Reporter
-from clbench.records import RunRecord, environment
-from clbench.registry import BENCHMARKS, STRATEGIES
-from clbench.strategies.common import (
+from clbench.harness import (
     CurrentClassesPlugin,
-    DivergenceGuardPlugin,
     Diverged,
+    DivergenceGuardPlugin,
     IterationBudgetPlugin,
     ProgressPlugin,
     ResetOptimizerPlugin,
     SeenClassesPlugin,
     TensorBatchesPlugin,
 )
+from clbench.metrics import summarize
+from clbench.progress import Reporter
+from clbench.records import RunRecord, environment
+from clbench.registry import BENCHMARKS, STRATEGIES
 
 
 # Avalanche 0.6 warnings that say nothing about the run (no loggers attached on purpose,
@@ -98,7 +98,7 @@ def build(cfg: RunConfig, reporter: Reporter | None = None):
     if cfg.train.reset_optimizer:
         plugins.append(ResetOptimizerPlugin())
     if reporter is not None:
-        plugins.append(ProgressPlugin(reporter.update, cfg.train.iterations))
+        plugins.append(ProgressPlugin(reporter.update))
     for key, plugin in (("seen_classes_only", SeenClassesPlugin), ("current_classes_only", CurrentClassesPlugin)):
         if getattr(cfg.train, key):
             if benchmark.n_heads > 1:

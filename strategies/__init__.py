@@ -1,39 +1,32 @@
-"""Strategies: Avalanche strategies and plugins (`clbench.strategies`).
+"""Strategies: one package per method (`clbench.strategies.<method>`), found by convention.
 
-Importing this package registers every strategy without importing torch or
-Avalanche; the strategy classes and plugins are imported on first access.
+Each method package holds a torch-free `__init__.py` with its config dataclass
+and its registration, a `strategy` module with its plugin, template and
+builder, and optionally its figures (see strategies/README.md). Importing this
+package imports every method package, which registers them without importing
+torch or Avalanche; a method's public classes (`from clbench.strategies import
+SparseSynapses`) are imported on first access.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
+from types import ModuleType
 
-from clbench.strategies import catalog, figures  # noqa: F401  (registers the strategies and their plots)
 
-# public name -> module that defines it (imported lazily)
-_LAZY = {
-    "TaskAwareModel": "common",
-    "TensorBatchesPlugin": "common",
-    "IterationBudgetPlugin": "common",
-    "DivergenceGuardPlugin": "common",
-    "ResetOptimizerPlugin": "common",
-    "ProgressPlugin": "common",
-    "Diverged": "common",
-    "CopyingSIPlugin": "baselines",
-    "SparseSynapses": "sparse_syn",
-    "SparseSynapsesPlugin": "sparse_syn",
-    "KWinners": "kwinners",
-    "KWinnersPlugin": "kwinners",
-    "Hebbian": "hebbian",
-    "HebbianPlugin": "hebbian",
-    "PathPlastic": "path_plastic",
-    "PathPlasticPlugin": "path_plastic",
-}
+def method_packages() -> list[ModuleType]:
+    """Every method package below this one, imported (which registers it)."""
+    return [importlib.import_module(f"{__name__}.{info.name}")
+            for info in pkgutil.iter_modules(__path__) if info.ispkg]
 
-__all__ = sorted(_LAZY)
+
+_METHODS = method_packages()
+__all__ = sorted(name for package in _METHODS for name in getattr(package, "__all__", ()))
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"clbench.strategies.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'clbench.strategies' has no attribute {name!r}")
+    for package in _METHODS:
+        if name in getattr(package, "__all__", ()):
+            return getattr(package, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -82,11 +82,12 @@ def test_seen_units_distillation_pads_the_previous_softmax_with_zeros():
 def test_lwf_loss_after_the_second_experience(units, weighting, expected):
     from types import SimpleNamespace
 
-    from clbench.strategies.baselines import ClbenchLwFPlugin
+    from clbench.strategies.baselines import LwFVariantsPlugin
 
     alpha = 0.5 if weighting == "alpha" else 1.0
-    plugin = ClbenchLwFPlugin(alpha=alpha, temperature=2.0, distill_units=units, weighting=weighting)
-    plugin.lwf.prev_model, plugin.lwf.expcount = torch.nn.Identity(), 1
+    plugin = LwFVariantsPlugin(alpha=alpha, temperature=2.0, distill_units=units, weighting=weighting)
+    plugin.trained, plugin.previous_model, plugin.previous_units = 1, torch.nn.Identity(), [0]
+    plugin.lwf.prev_model = torch.nn.Identity()  # Avalanche's distillation after an experience of class 0
     plugin.lwf.prev_classes_by_task[0] = {0}
     plugin.current_units = [1]
     strategy = SimpleNamespace(mb_x=torch.zeros(1, 2), mb_output=torch.zeros(1, 2), model=None,

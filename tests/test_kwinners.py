@@ -95,20 +95,20 @@ def test_numenta_mlp_configuration_is_their_network_on_their_schedule():
 
 @pytest.mark.parametrize("form", ["strategy", "plugin"])
 def test_in_a_hand_built_avalanche_pipeline(form, avalanche_pipeline):
-    from clbench.strategies import KWinners as KWinnersStrategy, KWinnersPlugin
+    from clbench.strategies import KWinnersPlugin, SparseKWinners
 
     torch.manual_seed(0)
     model = nn.Sequential(SparseWeights(nn.Linear(64, 128), 0.5), KWinners(128, 0.2), nn.Linear(128, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-4)
     plugin = KWinnersPlugin()
-    assert avalanche_pipeline(form, KWinnersStrategy, "kwinners", plugin, model, optimizer, epochs=5) > 0.8
+    assert avalanche_pipeline(form, SparseKWinners, "kwinners", plugin, model, optimizer, epochs=5) > 0.8
     assert float(model[1].boost_strength) == pytest.approx(0.9 ** 10)
     assert torch.all(model[0].weight[model[0].mask == 0] == 0)
     assert plugin.train_activity["1"][0] <= 26 / 128 + 1e-6 and plugin.eval_activity["1"][0] > 0
 
 
 def test_activity_probe_mean_and_std_by_hand():
-    from clbench.strategies.kwinners import ActivityProbe
+    from clbench.strategies.kwinners.strategy import ActivityProbe
 
     model = nn.Sequential(KWinners(4, 0.5, boost_strength=0.0))
     probe = ActivityProbe(model)

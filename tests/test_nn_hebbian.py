@@ -5,9 +5,38 @@ import time
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from clbench.nn.hebbian import PlasticLinear, one_sample_trajectory, outer_terms, plastic_update
+from clbench.nn.hebbian import ACTIVATIONS, PlasticLinear, outer_terms, plastic_update
+
+
+def one_sample_trajectory(layer: PlasticLinear, xs: Tensor, posts: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Reference path: feed `xs` one sample at a time with element-wise updates.
+
+    Shared mode: each sample's output uses H after the previous samples' writes (post:
+    `posts[t]` or the output). Per-sample mode: one episode of len(xs) steps. Returns
+    (outputs [T, out], final H [in, out]).
+    """
+    f = ACTIVATIONS[layer.activation]
+    eta = float(layer.rate().detach())
+    weight, alpha, bias = layer.weight.detach(), layer.alpha.detach().expand_as(layer.weight), layer.bias.detach()
+    trace = torch.zeros(layer.in_features, layer.out_features)
+    outputs = []
+    for t, x in enumerate(xs):
+        y = torch.zeros(layer.out_features)
+        for j in range(layer.out_features):
+            y[j] = sum(x[i] * (weight[i, j] + alpha[i, j] * trace[i, j]) for i in range(layer.in_features)) + bias[j]
+        y = f(y)
+        outputs.append(y)
+        post = y if posts is None else posts[t]
+        for i in range(layer.in_features):
+            for j in range(layer.out_features):
+                if layer.rule == "hebb":
+                    trace[i, j] = (1 - eta) * trace[i, j] + eta * x[i] * post[j]
+                else:
+                    trace[i, j] = trace[i, j] + eta * post[j] * (x[i] - post[j] * trace[i, j])
+    return torch.stack(outputs), trace
+
 
 
 def one_update(rule, trace, x, post, eta):

@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from clbench.nn.masked import rezero_weights
+from clbench.strategies.kwinners import KWinnersConfig
 from clbench.nn.kwinners import (
     KWinners,
     KWinners2d,
@@ -14,9 +16,12 @@ from clbench.nn.kwinners import (
     kwinners,
     kwinners_model,
     kwinners2d,
-    rezero_weights,
     update_duty_cycles,
 )
+
+CONFIG = KWinnersConfig()
+CONV_DEFAULTS = dict(percent_on_conv=CONFIG.percent_on_conv, sparsity_conv=CONFIG.sparsity_conv)
+MODEL_DEFAULTS = dict(CONV_DEFAULTS, sparsity_head=CONFIG.sparsity_head, weight_init=CONFIG.weight_init)
 
 
 def test_exactly_k_winners_pass_their_unboosted_values():
@@ -184,7 +189,7 @@ def test_numenta_mlp_init_and_sparse_head():
     """2x2048-style MLP (here 784-200-200-10, 5% on, half the weights): the bounds of Numenta's MLP."""
     torch.manual_seed(0)
     net = kwinners_model("mlp", (1, 28, 28), (200, 200), 1, 10, percent_on=0.05, sparsity=0.5,
-                         sparsity_head=0.5, weight_init="density")
+                         sparsity_head=0.5, weight_init="density", **CONV_DEFAULTS)
     first, second, head = net.features[1], net.features[3], net.head.linear
     assert isinstance(head, SparseWeights) and ((head.weight != 0).sum(1) == 100).all()
     for layer, bound in ((first, 1 / math.sqrt(0.5 * 784)), (second, 1 / math.sqrt(0.05 * 0.5 * 200)),
@@ -197,10 +202,11 @@ def test_the_default_kwinners_mlp_is_unchanged_by_the_new_options():
     """sparsity_head=0 and weight_init='pytorch' build exactly the network built before they existed."""
     torch.manual_seed(0)
     plain = kwinners_model("mlp", (1, 4, 4), (6,), 1, 3, percent_on=0.5, sparsity=0.5,
-                           generator=torch.Generator().manual_seed(1))
+                           generator=torch.Generator().manual_seed(1), **MODEL_DEFAULTS)
     torch.manual_seed(0)
     explicit = kwinners_model("mlp", (1, 4, 4), (6,), 1, 3, percent_on=0.5, sparsity=0.5,
-                              generator=torch.Generator().manual_seed(1), sparsity_head=0.0, weight_init="pytorch")
+                              generator=torch.Generator().manual_seed(1), sparsity_head=0.0, weight_init="pytorch",
+                              **CONV_DEFAULTS)
     assert type(plain.head.linear) is nn.Linear
     for a, b in zip(plain.state_dict().values(), explicit.state_dict().values()):
         assert torch.equal(a, b)

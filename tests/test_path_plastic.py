@@ -20,7 +20,7 @@ def built(scenario=None, **keys):
 
 
 def trunk_of(strategy) -> PathPlasticTrunk:
-    from clbench.strategies.path_plastic import find_trunk
+    from clbench.strategies.path_plastic.strategy import find_trunk
 
     return find_trunk(strategy.model)
 

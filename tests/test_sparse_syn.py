@@ -16,7 +16,7 @@ def built(scenario="class", **keys):
 
 
 def layers_of(strategy):
-    from clbench.strategies.sparse_syn import sparse_layers
+    from clbench.strategies.sparse_syn.strategy import sparse_layers
 
     return sparse_layers(strategy.model)
 
@@ -38,7 +38,7 @@ def test_consolidated_synapses_do_not_change_in_later_experiences():
 
 
 def test_consolidated_parts_are_the_frozen_synapses_and_the_biases_of_their_units():
-    from clbench.strategies.sparse_syn import consolidated_parts
+    from clbench.strategies.sparse_syn.strategy import consolidated_parts
 
     layer = SparseLinear(3, 3, density=1.0)
     frozen = torch.tensor([[False, True, False], [False, False, False], [True, False, True]])
@@ -88,7 +88,7 @@ def test_gradient_regrowth_keeps_dense_gradients_and_decays_zeta():
     bench, strategy = built(regrow="gradient")
     strategy.train(list(bench.train_stream)[0])
     assert all(layer.dense_grad is not None for _, layer in layers_of(strategy))
-    assert strategy.sparse.zeta_now() < strategy.sparse.zeta
+    assert strategy.sparse.zeta_now() < strategy.sparse.config.zeta
 
 
 def test_record_extras_topology_and_profile():
@@ -175,7 +175,7 @@ def test_optional_kwinners_activations_keep_activity_sparse():
 
 def test_adam_second_moments_of_masked_weights_are_floored_not_zero():
     """Square roots of exact zeros are slow on CPUs; the floor leaves masked updates at exactly 0."""
-    from clbench.nn.sparse import SECOND_MOMENT_FLOOR
+    from clbench.nn.optim import SECOND_MOMENT_FLOOR
 
     bench, strategy = built(scenario="class")
     strategy.train(list(bench.train_stream)[0])

@@ -24,6 +24,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from clbench.nn.networks import Classifier, build_model
+
 RULES = ("hebb", "oja")
 ACTIVATIONS = {"none": lambda t: t, "relu": torch.relu, "tanh": torch.tanh}
 
@@ -140,36 +142,8 @@ def plastic_layers(model: nn.Module) -> list[tuple[str, PlasticLinear]]:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, PlasticLinear)]
 
 
-def one_sample_trajectory(layer: PlasticLinear, xs: Tensor, posts: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Reference path (tests only): feed `xs` one sample at a time with element-wise updates.
-
-    Shared mode: each sample's output uses H after the previous samples' writes (post:
-    `posts[t]` or the output). Per-sample mode: one episode of len(xs) steps. Returns
-    (outputs [T, out], final H [in, out]).
-    """
-    f = ACTIVATIONS[layer.activation]
-    eta = float(layer.rate().detach())
-    weight, alpha, bias = layer.weight.detach(), layer.alpha.detach().expand_as(layer.weight), layer.bias.detach()
-    trace = torch.zeros(layer.in_features, layer.out_features)
-    outputs = []
-    for t, x in enumerate(xs):
-        y = torch.zeros(layer.out_features)
-        for j in range(layer.out_features):
-            y[j] = sum(x[i] * (weight[i, j] + alpha[i, j] * trace[i, j]) for i in range(layer.in_features)) + bias[j]
-        y = f(y)
-        outputs.append(y)
-        post = y if posts is None else posts[t]
-        for i in range(layer.in_features):
-            for j in range(layer.out_features):
-                if layer.rule == "hebb":
-                    trace[i, j] = (1 - eta) * trace[i, j] + eta * x[i] * post[j]
-                else:
-                    trace[i, j] = trace[i, j] + eta * post[j] * (x[i] - post[j] * trace[i, j])
-    return torch.stack(outputs), trace
-
-
 def hebbian_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int, ...], n_heads: int,
-                  head_size: int, plastic_hidden: bool = False, **plastic_args):
+                  head_size: int, plastic_hidden: bool = False, **plastic_args) -> Classifier:
     """The benchmark's network with a plastic output layer (DHP Softmax), optionally plastic hidden layers.
 
     `mlp`: hidden layers are `PlasticLinear(activation="relu")` when `plastic_hidden`, else Linear + ReLU.
@@ -177,20 +151,9 @@ def hebbian_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int
     layer grows without bound); backprop then sets how much of the trace they use.
     `resnet18_reduced`: the plastic head sits on the CNN features.
     """
-    from clbench.nn.networks import Classifier, mlp_features
-
-    if backbone == "resnet18_reduced":
-        from clbench.nn.resnet import reduced_resnet18_features
-
-        features, width = reduced_resnet18_features(input_shape[0])
-    elif plastic_hidden:
-        in_features = math.prod(input_shape)
-        layers: list[nn.Module] = [nn.Flatten()]
-        layers += [PlasticLinear(a, b, activation="relu", **{**plastic_args, "alpha_init": 0.0})
-                   for a, b in zip((in_features, *hidden), hidden)]
-        features, width = nn.Sequential(*layers), hidden[-1] if hidden else in_features
-    else:
-        in_features = math.prod(input_shape)
-        features, width = mlp_features(in_features, hidden), hidden[-1] if hidden else in_features
-    head = PlasticLinear(width, n_heads * head_size, **plastic_args)
-    return Classifier(features, width, n_heads, head_size, head=head)
+    layers = {}
+    if plastic_hidden:
+        layers = dict(linear=lambda a, b: PlasticLinear(a, b, activation="relu", **{**plastic_args, "alpha_init": 0.0}),
+                      act=None)
+    return build_model(backbone, input_shape, hidden, n_heads, head_size, **layers,
+                       head=lambda a, b: PlasticLinear(a, b, **plastic_args))

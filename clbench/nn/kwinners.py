@@ -9,10 +9,14 @@ Ties at the k-th boosted value all win unless `break_ties`.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
 from torch import Tensor, nn
+
+from clbench.nn.masked import MaskedWeights
+from clbench.nn.networks import Classifier, build_model
 
 
 def kwinners_mask(boosted: Tensor, k: int, break_ties: bool = False) -> Tensor:
@@ -168,7 +172,7 @@ def fixed_row_mask(out_units: int, fan_in: int, sparsity: float, generator: torc
     return mask
 
 
-class SparseWeights(nn.Module):
+class SparseWeights(MaskedWeights, nn.Module):
     """Wraps an `nn.Linear` or `nn.Conv2d` with a fixed random mask of its weight.
 
     Every output unit keeps round((1 − sparsity) · fan_in) inputs (fan_in = in_ch·kh·kw
@@ -197,10 +201,6 @@ class SparseWeights(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.module(x)
 
-    @torch.no_grad()
-    def rezero(self) -> None:
-        self.module.weight.mul_(self.mask)
-
 
 @torch.no_grad()
 def density_scaled_init_(layer: nn.Module, input_density: float = 1.0) -> None:
@@ -222,13 +222,6 @@ def density_scaled_init_(layer: nn.Module, input_density: float = 1.0) -> None:
         layer.rezero()
 
 
-def rezero_weights(model: nn.Module) -> None:
-    """Re-apply the mask of every `SparseWeights` in `model`."""
-    for module in model.modules():
-        if isinstance(module, SparseWeights):
-            module.rezero()
-
-
 def update_boost_strength(model: nn.Module) -> None:
     """Decay the boost strength of every k-WTA module in `model` (once per epoch)."""
     for module in model.modules():
@@ -241,10 +234,13 @@ def kwinners_layers(model: nn.Module) -> list[tuple[str, _KWinnersBase]]:
 
 
 def kwinners_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int, ...], n_heads: int,
-                   head_size: int, percent_on: float, sparsity: float, percent_on_conv: float = 1.0,
-                   sparsity_conv: float = 0.0, generator: torch.Generator | None = None, sparsity_head: float = 0.0,
-                   weight_init: str = "pytorch", **kwinners_args):
+                   head_size: int, *, percent_on: float, sparsity: float, percent_on_conv: float,
+                   sparsity_conv: float, sparsity_head: float, weight_init: str,
+                   generator: torch.Generator | None = None, **kwinners_args) -> Classifier:
     """The k-WTA twin of `build_model`: sparse weights and k-WTA in the hidden layers, then the head.
+
+    Every setting is required (the strategy's registered config holds the defaults);
+    `kwinners_args` go to every `KWinners` / `KWinners2d`.
 
     `mlp`: SparseWeights(Linear) -> KWinners per hidden width (Numenta's sparse MLP).
     `resnet18_reduced`: every convolution SparseWeights(Conv2d, sparsity_conv), every ReLU a local
@@ -253,39 +249,33 @@ def kwinners_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[in
     every weight with `density_scaled_init_`, the input density being percent_on after a k-WTA
     layer and 1 for the image, as Numenta's permuted MNIST MLP does; "pytorch" keeps nn.Linear's.
     """
-    from clbench.nn.networks import Classifier
-
     if weight_init not in ("pytorch", "density"):
         raise ValueError(f"unknown weight_init {weight_init!r}; valid: pytorch, density")
-    if backbone == "resnet18_reduced":
-        if weight_init != "pytorch":
-            raise ValueError("weight_init='density' is defined for the mlp backbone only")
-        from clbench.nn.resnet import reduced_resnet18_features
+    if backbone != "mlp" and weight_init != "pytorch":
+        raise ValueError("weight_init='density' is defined for the mlp backbone only")
+    depth = itertools.count()
 
-        def conv(*args, **kwargs):
-            return SparseWeights(nn.Conv2d(*args, **kwargs), sparsity_conv, generator)
+    def input_density() -> float:  # of the layer being built: the image, then k-WTA outputs
+        return 1.0 if next(depth) == 0 else percent_on
 
-        def act(channels: int) -> nn.Module:
-            return KWinners2d(channels, percent_on_conv, local=True, **kwinners_args)
-
-        features, width = reduced_resnet18_features(input_shape[0], conv=conv, act=act)
-        return Classifier(features, width, n_heads, head_size, sparse_head(width, n_heads * head_size,
-                                                                           sparsity_head, generator))
-    in_features = math.prod(input_shape)
-    layers: list[nn.Module] = [nn.Flatten()]
-    input_density = 1.0
-    for width_in, width_out in zip((in_features, *hidden), hidden):
-        linear = SparseWeights(nn.Linear(width_in, width_out), sparsity, generator)
+    def linear(width_in: int, width_out: int) -> SparseWeights:
+        layer = SparseWeights(nn.Linear(width_in, width_out), sparsity, generator)
         if weight_init == "density":
-            density_scaled_init_(linear, input_density)
-        layers += [linear, KWinners(width_out, percent_on, **kwinners_args)]
-        input_density = percent_on
-    width = hidden[-1] if hidden else in_features
-    head = sparse_head(width, n_heads * head_size, sparsity_head, generator)
-    if weight_init == "density":
-        head = head if head is not None else nn.Linear(width, n_heads * head_size)
-        density_scaled_init_(head, input_density)
-    return Classifier(nn.Sequential(*layers), width, n_heads, head_size, head)
+            density_scaled_init_(layer, input_density())
+        return layer
+
+    def head(width_in: int, width_out: int) -> nn.Module | None:
+        layer = sparse_head(width_in, width_out, sparsity_head, generator)
+        if weight_init == "density":
+            layer = layer if layer is not None else nn.Linear(width_in, width_out)
+            density_scaled_init_(layer, input_density())
+        return layer
+
+    return build_model(backbone, input_shape, hidden, n_heads, head_size, linear=linear,
+                       act=lambda width: KWinners(width, percent_on, **kwinners_args),
+                       conv=lambda *args, **kw: SparseWeights(nn.Conv2d(*args, **kw), sparsity_conv, generator),
+                       conv_act=lambda channels: KWinners2d(channels, percent_on_conv, local=True, **kwinners_args),
+                       head=head)
 
 
 def sparse_head(in_features: int, out_features: int, sparsity: float,

@@ -7,6 +7,7 @@ holds one head per task and each sample is read out from its task's head.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -52,24 +53,49 @@ class Classifier(nn.Module):
         return self.head(self.features(x), task_labels)
 
 
-def mlp_features(in_features: int, hidden: tuple[int, ...]) -> nn.Sequential:
-    """Flatten, then Linear + ReLU per hidden width."""
+def relu(width: int) -> nn.Module:
+    """The default activation factory (its argument, the layer's width, is unused)."""
+    return nn.ReLU()
+
+
+Factory = Callable[..., nn.Module]
+
+
+def mlp_features(in_features: int, hidden: tuple[int, ...], linear: Factory = nn.Linear,
+                 act: Callable[[int], nn.Module] | None = relu) -> nn.Sequential:
+    """Flatten, then `linear(width_in, width_out)` and `act(width_out)` per hidden width (no `act` if None).
+
+    Layers are built in order, first layer first, so a factory that draws random numbers draws them in
+    the order of the network.
+    """
     layers: list[nn.Module] = [nn.Flatten()]
     for width_in, width_out in zip((in_features, *hidden), hidden):
-        layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+        layers.append(linear(width_in, width_out))
+        if act is not None:
+            layers.append(act(width_out))
     return nn.Sequential(*layers)
 
 
-def build_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int, ...],
-                n_heads: int, head_size: int) -> Classifier:
-    """The default network of a benchmark: `mlp` or `resnet18_reduced`."""
+BACKBONES = ("mlp", "resnet18_reduced")
+
+
+def build_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int, ...], n_heads: int, head_size: int,
+                *, linear: Factory = nn.Linear, act: Callable[[int], nn.Module] | None = relu,
+                conv: Factory = nn.Conv2d, conv_act: Callable[[int], nn.Module] = relu,
+                head: Callable[[int, int], nn.Module | None] | None = None) -> Classifier:
+    """A benchmark's network: `mlp` (built by `linear` and `act`) or `resnet18_reduced` (by `conv`, `conv_act`).
+
+    `head(in_features, out_features)` builds the output layer after the features (None: a plain
+    `nn.Linear`); it spans every head of a multi-head model.
+    """
     if backbone == "mlp":
         in_features = math.prod(input_shape)
-        return Classifier(mlp_features(in_features, hidden), hidden[-1] if hidden else in_features,
-                          n_heads, head_size)
-    if backbone == "resnet18_reduced":
+        features, width = mlp_features(in_features, hidden, linear, act), hidden[-1] if hidden else in_features
+    elif backbone == "resnet18_reduced":
         from clbench.nn.resnet import reduced_resnet18_features
 
-        features, dim = reduced_resnet18_features(input_shape[0])
-        return Classifier(features, dim, n_heads, head_size)
-    raise ValueError(f"unknown backbone {backbone!r}")
+        features, width = reduced_resnet18_features(input_shape[0], conv=conv, act=conv_act)
+    else:
+        raise ValueError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")
+    output = head(width, n_heads * head_size) if head is not None else None
+    return Classifier(features, width, n_heads, head_size, output)

@@ -6,10 +6,7 @@ from typing import Callable
 
 from torch import Tensor, nn
 
-
-def relu(channels: int) -> nn.Module:
-    """The default activation factory (its argument, the channel count, is unused)."""
-    return nn.ReLU()
+from clbench.nn.networks import relu
 
 
 class BasicBlock(nn.Module):

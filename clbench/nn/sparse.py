@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from clbench.nn.kwinners import KWinners, KWinners2d
-from clbench.nn.networks import Classifier
+from clbench.nn.masked import MaskedWeights
+from clbench.nn.networks import Classifier, build_model, relu
 
 REGROW_INITS = ("zero", "he", "normal")
 
@@ -56,21 +57,16 @@ def set_prune(weight: Tensor, mask: Tensor, zeta: float, prunable: Tensor | None
     return torch.cat(removed) if removed else torch.empty(0, dtype=torch.long)
 
 
-def random_regrow(mask: Tensor, n: int, generator: torch.Generator | None = None,
-                  allowed: Tensor | None = None) -> Tensor:
-    """Flat indices of `n` empty (mask = 0, `allowed`) positions drawn uniformly (SET)."""
+def random_regrow(mask: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """Flat indices of `n` empty (mask = 0) positions drawn uniformly (SET)."""
     empty = ~mask.flatten().bool()
-    if allowed is not None:
-        empty &= allowed.flatten().bool()
     idx = torch.nonzero(empty).flatten()
     return idx[torch.randperm(len(idx), generator=generator)[: min(n, len(idx))]]
 
 
-def gradient_regrow(mask: Tensor, dense_grad: Tensor, n: int, allowed: Tensor | None = None) -> Tensor:
+def gradient_regrow(mask: Tensor, dense_grad: Tensor, n: int) -> Tensor:
     """Flat indices of the `n` empty positions with the largest |dense gradient| (RigL)."""
     empty = ~mask.flatten().bool()
-    if allowed is not None:
-        empty &= allowed.flatten().bool()
     idx = torch.nonzero(empty).flatten()
     scores = dense_grad.detach().flatten()[idx].abs()
     return idx[torch.topk(scores, min(n, len(idx))).indices]
@@ -94,50 +90,9 @@ def regrow_values(n: int, mode: str, fan_in: int, generator: torch.Generator | N
     raise ValueError(f"unknown regrow_init {mode!r}; valid: {', '.join(REGROW_INITS)}")
 
 
-@torch.no_grad()
-def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: Tensor, flat_idx: Tensor) -> None:
-    """Zero every per-element state of `param` (momentum, Adam moments) at `flat_idx`."""
-    state = optimizer.state.get(param, {})
-    for value in state.values():
-        if torch.is_tensor(value) and value.shape == param.shape:
-            value.view(-1)[flat_idx] = 0
-
-
-SECOND_MOMENT_FLOOR = 1e-20  # a normal float32 for the ~40k steps it takes beta2 = 0.999 to decay it
-
-
-@torch.no_grad()
-def floor_second_moments(optimizer: torch.optim.Optimizer, param: Tensor, mask: Tensor) -> None:
-    """Set Adam's second moment of masked positions to a tiny normal number instead of exact zero.
-
-    A masked weight has zero gradient and zero first moment, so its Adam update stays exactly 0
-    either way; but square roots of exact zeros run several times slower than of normal numbers
-    on CPUs, and at 5% density they are 95% of the tensor.
-    """
-    second = optimizer.state.get(param, {}).get("exp_avg_sq")
-    if second is not None and second.shape == mask.shape:
-        second.masked_fill_(mask == 0, SECOND_MOMENT_FLOOR)
-
-
-@torch.no_grad()
-def clamp_second_moments(optimizer: torch.optim.Optimizer) -> None:
-    """Raise every Adam second moment below `SECOND_MOMENT_FLOOR` to it (see `floor_second_moments`).
-
-    For networks whose zero gradients are not known in advance (units that never win a k-WTA
-    competition, inputs that are always 0). Below the floor sqrt(v) < 1e-10 is far under Adam's
-    eps (1e-8), so the update changes by less than 1%; parameters whose gradient has always been 0
-    keep an update of exactly 0. A no-op for optimizers without second moments.
-    """
-    for state in optimizer.state.values():
-        if "exp_avg_sq" in state:
-            state["exp_avg_sq"].clamp_(min=SECOND_MOMENT_FLOOR)
-
-
-class SparseMixin:
-    """Mask bookkeeping shared by the sparse layers (the weight lives in the nn layer)."""
-
-    weight: nn.Parameter
-    mask: Tensor
+class SparseMixin(MaskedWeights):
+    """Mask drawing and dense-gradient tracking shared by the dynamic sparse layers (the weight lives in the nn
+    layer); masked weights get exactly zero gradient, because the forward pass uses weight * mask."""
 
     def _init_mask(self, density: float | None, epsilon: float | None, fan_in: int, fan_out: int,
                    generator: torch.Generator | None) -> None:
@@ -161,19 +116,6 @@ class SparseMixin:
 
     def _store_dense_grad(self, grad: Tensor) -> None:
         self.dense_grad = grad.detach()
-
-    @torch.no_grad()
-    def rezero(self) -> None:
-        """Make masked weights exactly zero (call after every optimizer step)."""
-        self.weight.mul_(self.mask)
-
-    @property
-    def density(self) -> float:
-        return float(self.mask.mean())
-
-    @property
-    def connections(self) -> int:
-        return int(self.mask.sum())
 
 
 class SparseLinear(SparseMixin, nn.Linear):
@@ -209,19 +151,13 @@ def sparse_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int,
 
     `percent_on` < 1 replaces every ReLU by k-winners-take-all (local over channels in a CNN).
     """
-    if backbone == "resnet18_reduced":
-        from clbench.nn.resnet import reduced_resnet18_features, relu
-
-        conv = functools.partial(SparseConv2d, density=density, epsilon=epsilon, generator=generator)
-        act = functools.partial(KWinners2d, percent_on=percent_on, local=True) if percent_on < 1 else relu
-        features, width = reduced_resnet18_features(input_shape[0], conv=conv, act=act)
-        return Classifier(features, width, n_heads, head_size)
-    in_features = math.prod(input_shape)
-    layers: list[nn.Module] = [nn.Flatten()]
-    for width_in, width_out in zip((in_features, *hidden), hidden):
-        layers += [SparseLinear(width_in, width_out, density=density, epsilon=epsilon, generator=generator),
-                   KWinners(width_out, percent_on) if percent_on < 1 else nn.ReLU()]
-    return Classifier(nn.Sequential(*layers), hidden[-1] if hidden else in_features, n_heads, head_size)
+    kwta = percent_on < 1
+    return build_model(
+        backbone, input_shape, hidden, n_heads, head_size,
+        linear=functools.partial(SparseLinear, density=density, epsilon=epsilon, generator=generator),
+        act=functools.partial(KWinners, percent_on=percent_on) if kwta else relu,
+        conv=functools.partial(SparseConv2d, density=density, epsilon=epsilon, generator=generator),
+        conv_act=functools.partial(KWinners2d, percent_on=percent_on, local=True) if kwta else relu)
 
 
 def square_profile(counts: Tensor) -> list[float]:

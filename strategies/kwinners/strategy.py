@@ -2,24 +2,28 @@
 
 `KWinnersPlugin` drives the `clbench.nn.kwinners` modules of any model: it
 re-applies the weight masks after every optimizer step, decays the boost
-strength once per epoch and records activity statistics. `KWinners` is an
-Avalanche `SupervisedTemplate` with the plugin.
+strength once per epoch and records activity statistics. `SparseKWinners`
+is an Avalanche `SupervisedTemplate` with the plugin.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from avalanche.core import SupervisedPlugin
 from avalanche.models import MultiTaskModule
-from avalanche.training.templates import SupervisedTemplate
 from torch import Tensor, nn
 
-from clbench.benchmarks.store import Benchmark
 from clbench.config import RunConfig
 from clbench.errors import UsageError
-from clbench.nn.kwinners import kwinners_layers, kwinners_model, rezero_weights, update_boost_strength
-from clbench.nn.sparse import clamp_second_moments
-from clbench.strategies.common import for_avalanche, template_kwargs
+from clbench.nn.kwinners import kwinners_layers, kwinners_model, update_boost_strength
+from clbench.nn.masked import rezero_weights
+from clbench.nn.optim import clamp_second_moments
+from clbench.strategies.base import MethodPlugin, MethodStrategy, for_avalanche, template_kwargs
+from clbench.strategies.kwinners import KWinnersConfig
+
+if TYPE_CHECKING:
+    from clbench.benchmarks.store import Benchmark
 
 
 def duty_cycle_entropy(duty_cycles: Tensor) -> float:
@@ -59,16 +63,20 @@ class ActivityProbe:
             handle.remove()
 
 
-class KWinnersPlugin(SupervisedPlugin):
+class KWinnersPlugin(MethodPlugin):
     """Keeps sparse weights sparse, decays boosting per epoch, and measures activity.
 
     After every step it also lifts Adam's exact-zero second moments (the weights of units that
     never win) to a tiny normal number: square roots of exact zeros are several times slower on
-    CPUs, and without this a k-WTA MLP trains ~1.4x slower than its dense twin.
+    CPUs, and without this a k-WTA MLP trains ~1.4x slower than its dense twin. Every key of
+    `KWinnersConfig` describes the model (its k-WTA and sparse layers); `probe_samples` is how many
+    training samples the eval-mode activity is measured on after each experience.
     """
 
-    def __init__(self, probe_samples: int = 2048):
-        super().__init__()
+    config_class = KWinnersConfig
+
+    def __init__(self, config: KWinnersConfig | None = None, *, probe_samples: int = 2048, **hparams):
+        super().__init__(config, **hparams)
         self.probe_samples = probe_samples
         self._train_probe: ActivityProbe | None = None
         self.train_activity: dict[str, list[float]] = {}
@@ -121,16 +129,13 @@ class KWinnersPlugin(SupervisedPlugin):
         }
 
 
-class KWinners(SupervisedTemplate):
-    """An Avalanche strategy for models with k-WTA layers and sparse weights (`KWinnersPlugin`)."""
+class SparseKWinners(MethodStrategy):
+    """An Avalanche strategy for models with k-WTA layers and sparse weights (`KWinnersPlugin`, as `kwinners=`)."""
 
-    def __init__(self, *, model: nn.Module, optimizer, kwinners: KWinnersPlugin | None = None,
-                 plugins: list | None = None, **kwargs):
-        self.kwinners = kwinners or KWinnersPlugin()
-        super().__init__(model=model, optimizer=optimizer, plugins=[*(plugins or []), self.kwinners], **kwargs)
+    plugin_class, plugin_keyword = KWinnersPlugin, "kwinners"
 
 
-def build_kwinners(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> KWinners:
+def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> SparseKWinners:
     m = cfg.method
     if m.weight_init == "density" and cfg.train.backbone != "mlp":
         raise UsageError(f"weight_init=density is defined for the mlp backbone, not '{cfg.train.backbone}'; "
@@ -142,5 +147,5 @@ def build_kwinners(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> KWinn
                          sparsity_head=m.sparsity_head, weight_init=m.weight_init,
                          k_inference_factor=m.k_inference_factor, boost_strength=m.boost_strength,
                          boost_strength_factor=m.boost_strength_factor, duty_cycle_period=m.duty_cycle_period)
-    return KWinners(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
-                    kwinners=KWinnersPlugin())
+    return SparseKWinners(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
+                          kwinners=KWinnersPlugin.from_config(m))

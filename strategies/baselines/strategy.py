@@ -6,16 +6,22 @@ harness plugins, and returns a ready Avalanche `SupervisedTemplate`.
 
 from __future__ import annotations
 
+import copy
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+from avalanche.core import SupervisedPlugin
 from avalanche.models import MultiTaskModule
-from avalanche.training import EWC, Cumulative, JointTraining, Naive, Replay
-from avalanche.training.plugins import LwFPlugin, SynapticIntelligencePlugin
+from avalanche.training import EWC, Cumulative, JointTraining, LearningWithoutForgetting, Naive, Replay
+from avalanche.training.plugins import SynapticIntelligencePlugin
 
-from clbench.benchmarks.store import Benchmark
 from clbench.config import RunConfig
 from clbench.errors import UsageError
-from clbench.strategies.common import template_kwargs
+from clbench.strategies.base import template_kwargs
+
+if TYPE_CHECKING:
+    from clbench.benchmarks.store import Benchmark
 
 
 def build_naive(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
@@ -79,38 +85,59 @@ def seen_units_distillation(out: torch.Tensor, prev_out: torch.Tensor, previous_
     return F.kl_div(log_p[:, :len(previous_units)], q, reduction="batchmean")
 
 
-class ClbenchLwFPlugin(LwFPlugin):
-    """Avalanche's LwF plugin, with van de Ven & Tolias's variant of the loss as two options.
+class LwFVariantsPlugin(SupervisedPlugin):
+    """Learning without forgetting: Avalanche's distillation, with van de Ven & Tolias's variant as two options.
 
     `distill_units="seen"` (one shared head): the distillation covers the current experience's
-    units too (`seen_units_distillation`); "previous" is Avalanche's. `weighting="1/t"`: after t
-    experiences the loss is (1/t)·CE + (1 − 1/t)·T²·KD; "alpha" is Avalanche's CE + alpha·KD.
+    units too (`seen_units_distillation`); "previous" is Avalanche's (`LearningWithoutForgetting`).
+    `weighting="1/t"`: after t experiences the loss is (1/t)·CE + (1 − 1/t)·T²·KD; "alpha" is
+    Avalanche's CE + alpha·KD. At the defaults this is Avalanche's `LwFPlugin` exactly.
     """
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0, distill_units: str = "previous",
                  weighting: str = "alpha"):
-        super().__init__(alpha, temperature)
+        super().__init__()
+        self.alpha, self.temperature = alpha, temperature
         self.distill_units, self.weighting = distill_units, weighting
+        self.lwf = LearningWithoutForgetting(alpha, temperature)  # Avalanche's, for distill_units="previous"
+        self.previous_model: torch.nn.Module | None = None  # for distill_units="seen"
+        self.previous_units: list[int] = []
         self.current_units: list[int] = []
+        self.trained = 0  # experiences trained so far
+
+    def seen_units(self, strategy) -> bool:
+        """Whether this model takes the seen-units distillation (one shared head only)."""
+        return self.distill_units == "seen" and not isinstance(strategy.model, MultiTaskModule)
 
     def before_training_exp(self, strategy, **kwargs):
         self.current_units = sorted(int(c) for c in strategy.experience.classes_in_this_experience)
 
-    def distillation(self, strategy) -> torch.Tensor | float:
-        lwf = self.lwf
-        if self.distill_units == "previous" or lwf.prev_model is None or isinstance(lwf.prev_model, MultiTaskModule):
-            return lwf._lwf_penalty(strategy.mb_output, strategy.mb_x, strategy.model)
+    def weighted_distillation(self, strategy) -> torch.Tensor | float:
+        """alpha x the distillation term (alpha is 1 under weighting 1/t)."""
+        if not self.seen_units(strategy):
+            return self.lwf(strategy.mb_x, strategy.mb_output, strategy.model)
+        if self.previous_model is None:
+            return 0
         with torch.no_grad():
-            prev_out = lwf.prev_model(strategy.mb_x)
-        return seen_units_distillation(strategy.mb_output, prev_out, sorted(lwf.prev_classes_by_task[0]),
-                                       self.current_units, lwf.temperature)
+            prev_out = self.previous_model(strategy.mb_x)
+        return self.alpha * seen_units_distillation(strategy.mb_output, prev_out, self.previous_units,
+                                                    self.current_units, self.temperature)
 
     def before_backward(self, strategy, **kwargs):
-        if self.weighting == "alpha":  # with distill_units="previous", Avalanche's LwF exactly
-            strategy.loss += self.lwf.alpha * self.distillation(strategy)
+        if self.weighting == "alpha":
+            strategy.loss += self.weighted_distillation(strategy)
         else:
-            t = self.lwf.expcount + 1  # experiences trained so far, this one included
-            strategy.loss = strategy.loss / t + (1 - 1 / t) * self.lwf.temperature ** 2 * self.distillation(strategy)
+            t = self.trained + 1  # experiences trained so far, this one included
+            strategy.loss = (strategy.loss / t
+                             + (1 - 1 / t) * self.temperature ** 2 * self.weighted_distillation(strategy))
+
+    def after_training_exp(self, strategy, **kwargs):
+        self.trained += 1
+        if self.seen_units(strategy):
+            self.previous_model = copy.deepcopy(strategy.model)
+            self.previous_units = sorted(set(self.previous_units) | set(self.current_units))
+        else:
+            self.lwf.post_adapt(strategy, strategy.experience)
 
 
 def build_lwf(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
@@ -118,7 +145,7 @@ def build_lwf(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
     if m.lwf_weighting == "1/t" and m.lwf_alpha != 1.0:
         raise UsageError(f"lwf_alpha={m.lwf_alpha} has no effect with lwf_weighting=1/t; "
                          "drop lwf_alpha or use lwf_weighting=alpha")
-    lwf = ClbenchLwFPlugin(m.lwf_alpha, m.temperature, distill_units=m.distill_units, weighting=m.lwf_weighting)
+    lwf = LwFVariantsPlugin(m.lwf_alpha, m.temperature, distill_units=m.distill_units, weighting=m.lwf_weighting)
     return Naive(**template_kwargs(cfg, benchmark, [*plugins, lwf]))
 
 

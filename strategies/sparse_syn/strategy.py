@@ -12,29 +12,30 @@ an Avalanche `SupervisedTemplate` with the plugin.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
-from avalanche.core import SupervisedPlugin
-from avalanche.training.templates import SupervisedTemplate
 from torch import Tensor, nn
 
-from clbench.benchmarks.store import Benchmark
 from clbench.config import RunConfig
+from clbench.nn.optim import floor_second_moments, reset_optimizer_state
 from clbench.nn.sparse import (
+    SparseLinear,
     SparseMixin,
     cosine_zeta,
-    floor_second_moments,
     gradient_regrow,
     random_regrow,
     regrow_values,
-    reset_optimizer_state,
     set_prune,
-    SparseLinear,
     sparse_model,
     square_profile,
 )
-from clbench.strategies.common import for_avalanche, template_kwargs
-from clbench.strategies.kwinners import KWinnersPlugin
+from clbench.strategies.base import MethodPlugin, MethodStrategy, for_avalanche, template_kwargs
+from clbench.strategies.kwinners.strategy import KWinnersPlugin
+from clbench.strategies.sparse_syn import SparseSynConfig
+
+if TYPE_CHECKING:
+    from clbench.benchmarks.store import Benchmark
 
 
 def sparse_layers(model: nn.Module) -> list[tuple[str, SparseMixin]]:
@@ -55,17 +56,19 @@ def consolidated_parts(layer: SparseMixin, frozen: Tensor) -> list[tuple[Tensor,
     return parts
 
 
-class SparseSynapsesPlugin(SupervisedPlugin):
-    """Evolves, grows and consolidates the connections of a model's sparse layers."""
+class SparseSynapsesPlugin(MethodPlugin):
+    """Evolves, grows and consolidates the connections of a model's sparse layers.
 
-    def __init__(self, zeta: float = 0.3, evolve_every: int = 0, regrow: str = "random", regrow_init: str = "zero",
-                 grow: float = 0.02, max_density: float = 0.2, old_lr_scale: float = 0.0, seed: int = 0,
-                 input_shape: tuple[int, ...] | None = None):
-        super().__init__()
-        if regrow not in ("random", "gradient"):
-            raise ValueError(f"regrow must be random or gradient, got {regrow!r}")
-        self.zeta, self.evolve_every, self.regrow, self.regrow_init = zeta, evolve_every, regrow, regrow_init
-        self.grow, self.max_density, self.old_lr_scale = grow, max_density, old_lr_scale
+    Hyperparameters: the keys of `SparseSynConfig` that act on training (zeta, evolve_every, regrow,
+    regrow_init, grow, max_density, old_lr_scale); the model keys (density, epsilon, percent_on) are
+    the model's. `seed` seeds regrowth, `input_shape` (C, H, W) enables the per-pixel topology map.
+    """
+
+    config_class = SparseSynConfig
+
+    def __init__(self, config: SparseSynConfig | None = None, *, seed: int = 0,
+                 input_shape: tuple[int, ...] | None = None, **hparams):
+        super().__init__(config, **hparams)
         self.input_shape = input_shape
         self.generator = torch.Generator().manual_seed(seed)
         self.frozen: dict[str, Tensor] = {}  # layer name -> consolidated connections
@@ -80,18 +83,18 @@ class SparseSynapsesPlugin(SupervisedPlugin):
         self._layers = layers = sparse_layers(strategy.model)
         for name, layer in layers:
             self.frozen.setdefault(name, torch.zeros_like(layer.mask, dtype=torch.bool))
-            layer.track_dense_grad = self.regrow == "gradient"
+            layer.track_dense_grad = self.config.regrow == "gradient"
         self._consolidated = [part for name, layer in layers for part in consolidated_parts(layer, self.frozen[name])]
         if self._consolidated:
             for name, layer in layers:
-                self._grow(strategy, layer, round(self.grow * layer.mask.numel()))
+                self._grow(strategy, layer, round(self.config.grow * layer.mask.numel()))
         self.iteration = self.step = 0
         per_epoch = max(1, len(strategy.dataloader))
         iterations = strategy.train_epochs * per_epoch
-        self.steps_total = math.ceil(iterations / self.evolve_every) if self.evolve_every else strategy.train_epochs
+        self.steps_total = math.ceil(iterations / self.config.evolve_every) if self.config.evolve_every else strategy.train_epochs
 
     def before_update(self, strategy, **kwargs):
-        if self.old_lr_scale < 1:
+        if self.config.old_lr_scale < 1:
             self._saved = [param.detach().view(-1)[idx] for param, idx in self._consolidated]
 
     def after_update(self, strategy, **kwargs):
@@ -100,15 +103,15 @@ class SparseSynapsesPlugin(SupervisedPlugin):
         with torch.no_grad():  # consolidated synapses and biases: frozen, or moved by old_lr_scale of the step
             for (param, idx), old in zip(self._consolidated, self._saved):
                 flat = param.view(-1)
-                flat[idx] = old if self.old_lr_scale == 0 else old + self.old_lr_scale * (flat[idx] - old)
+                flat[idx] = old if self.config.old_lr_scale == 0 else old + self.config.old_lr_scale * (flat[idx] - old)
         self.iteration += 1
         if self.iteration == 1:  # Adam's state exists from the first step on
             self._floor_second_moments(strategy)
-        if self.evolve_every and self.iteration % self.evolve_every == 0:
+        if self.config.evolve_every and self.iteration % self.config.evolve_every == 0:
             self.evolve(strategy)
 
     def after_training_epoch(self, strategy, **kwargs):
-        if not self.evolve_every:
+        if not self.config.evolve_every:
             self.evolve(strategy)
 
     def after_training_exp(self, strategy, **kwargs):
@@ -117,9 +120,9 @@ class SparseSynapsesPlugin(SupervisedPlugin):
 
     # ------------------------------------------------------------- topology
     def zeta_now(self) -> float:
-        if self.regrow == "gradient":
-            return cosine_zeta(self.zeta, self.step, self.steps_total)
-        return self.zeta
+        if self.config.regrow == "gradient":
+            return cosine_zeta(self.config.zeta, self.step, self.steps_total)
+        return self.config.zeta
 
     @torch.no_grad()
     def evolve(self, strategy) -> None:
@@ -142,14 +145,14 @@ class SparseSynapsesPlugin(SupervisedPlugin):
             floor_second_moments(strategy.optimizer, layer.weight, layer.mask)
 
     def _choose(self, layer: SparseMixin, n: int) -> Tensor:
-        if self.regrow == "gradient" and layer.dense_grad is not None:
+        if self.config.regrow == "gradient" and layer.dense_grad is not None:
             return gradient_regrow(layer.mask, layer.dense_grad, n)
         return random_regrow(layer.mask, n, self.generator)
 
     @torch.no_grad()
     def _grow(self, strategy, layer: SparseMixin, n: int) -> None:
         """New connections for a new experience, within the density cap."""
-        room = int(self.max_density * layer.mask.numel()) - layer.connections
+        room = int(self.config.max_density * layer.mask.numel()) - layer.connections
         self.grown += self._place(strategy, layer, random_regrow(layer.mask, max(0, min(n, room)), self.generator))
 
     @torch.no_grad()
@@ -157,7 +160,7 @@ class SparseSynapsesPlugin(SupervisedPlugin):
         """Connect `idx` with fresh weights and fresh optimizer state; returns how many."""
         fan_in = layer.weight[0].numel()
         layer.mask.view(-1)[idx] = 1
-        layer.weight.view(-1)[idx] = regrow_values(len(idx), self.regrow_init, fan_in, self.generator)
+        layer.weight.view(-1)[idx] = regrow_values(len(idx), self.config.regrow_init, fan_in, self.generator)
         changed = idx if extra_reset is None else torch.cat([idx, extra_reset])
         reset_optimizer_state(strategy.optimizer, layer.weight, changed)
         return len(idx)
@@ -181,23 +184,21 @@ class SparseSynapsesPlugin(SupervisedPlugin):
         return extras
 
 
-class SparseSynapses(SupervisedTemplate):
-    """An Avalanche strategy whose sparse layers evolve, grow and consolidate (`SparseSynapsesPlugin`)."""
+class SparseSynapses(MethodStrategy):
+    """An Avalanche strategy whose sparse layers evolve, grow and consolidate (`SparseSynapsesPlugin`).
 
-    def __init__(self, *, model: nn.Module, optimizer, sparse: SparseSynapsesPlugin | None = None,
-                 plugins: list | None = None, **kwargs):
-        self.sparse = sparse or SparseSynapsesPlugin()
-        super().__init__(model=model, optimizer=optimizer, plugins=[*(plugins or []), self.sparse], **kwargs)
+    Pass the plugin as `sparse=`, or its hyperparameters as keywords (`grow=0.02, zeta=0.3`).
+    """
+
+    plugin_class, plugin_keyword = SparseSynapsesPlugin, "sparse"
 
 
-def build_sparse_syn(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> SparseSynapses:
+def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> SparseSynapses:
     m = cfg.method
     net = sparse_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
                        benchmark.head_size, density=None if m.epsilon else m.density, epsilon=m.epsilon or None,
                        generator=torch.Generator().manual_seed(cfg.seed), percent_on=m.percent_on)
-    sparse = SparseSynapsesPlugin(zeta=m.zeta, evolve_every=m.evolve_every, regrow=m.regrow,
-                                  regrow_init=m.regrow_init, grow=m.grow, max_density=m.max_density,
-                                  old_lr_scale=m.old_lr_scale, seed=cfg.seed, input_shape=benchmark.input_shape)
+    sparse = SparseSynapsesPlugin.from_config(m, seed=cfg.seed, input_shape=benchmark.input_shape)
     extra = [KWinnersPlugin()] if m.percent_on < 1 else []  # boost decay and activity statistics
     return SparseSynapses(**template_kwargs(cfg, benchmark, [*plugins, *extra], model=for_avalanche(net, benchmark)),
                           sparse=sparse)

@@ -1,14 +1,12 @@
-"""Method-specific figures for `clbench plot` (torch-free; matplotlib imported when drawing)."""
+"""sparse_syn's figure for `clbench plot --kind topology` (registered in this package's `__init__`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from clbench.plots import pyplot, register_plot, save, slug
+from clbench.plots import pyplot, save, slug
 
 
-@register_plot("topology", "sparse_syn: connections per input pixel of the first layer, and their "
-                           "centred-square profile", needs_extra="topology")
 def plot_topology(frame, out_dir: Path, fmt: str) -> list[Path]:
     plt = pyplot()
     paths = []

@@ -11,19 +11,20 @@ the plugin.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from avalanche.core import SupervisedPlugin
-from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 from torch.nn import functional as F
 
-from clbench.benchmarks.store import Benchmark
 from clbench.config import RunConfig
 from clbench.nn.hebbian import PlasticLinear, hebbian_model, plastic_layers
 from clbench.nn.networks import MultiHead
-from clbench.strategies.common import for_avalanche, template_kwargs
+from clbench.strategies.base import MethodPlugin, MethodStrategy, for_avalanche, template_kwargs
+from clbench.strategies.hebbian import HebbianConfig
 
-POSTS = ("target", "output")
+if TYPE_CHECKING:
+    from clbench.benchmarks.store import Benchmark
 
 
 def output_layer(model: nn.Module) -> tuple[PlasticLinear | None, MultiHead | None]:
@@ -35,8 +36,11 @@ def output_layer(model: nn.Module) -> tuple[PlasticLinear | None, MultiHead | No
     return (layers[-1][1] if layers else None), None
 
 
-class HebbianPlugin(SupervisedPlugin):
+class HebbianPlugin(MethodPlugin):
     """Writes Hebbian traces after each training batch and handles them at experience boundaries.
+
+    Hyperparameters: the keys of `HebbianConfig` that act on training (post, reset_per_experience);
+    the others describe the model's plastic layers.
 
     `flush_denormals`: while training, treat floats below 1.2e-38 as zero on the CPU
     (`torch.set_flush_denormal`, switched off again after training; torch cannot read the
@@ -46,11 +50,10 @@ class HebbianPlugin(SupervisedPlugin):
     first experience 2-3x slower than the others.
     """
 
-    def __init__(self, post: str = "target", reset_per_experience: bool = False, flush_denormals: bool = True):
-        super().__init__()
-        if post not in POSTS:
-            raise ValueError(f"post must be one of {', '.join(POSTS)}, got {post!r}")
-        self.post, self.reset_per_experience = post, reset_per_experience
+    config_class = HebbianConfig
+
+    def __init__(self, config: HebbianConfig | None = None, *, flush_denormals: bool = True, **hparams):
+        super().__init__(config, **hparams)
         self.flush_denormals = flush_denormals
         self.writes = 0
 
@@ -63,7 +66,7 @@ class HebbianPlugin(SupervisedPlugin):
             torch.set_flush_denormal(False)
 
     def before_training_exp(self, strategy, **kwargs):
-        if self.reset_per_experience:
+        if self.config.reset_per_experience:
             for _, layer in plastic_layers(strategy.model):
                 layer.reset_trace()
 
@@ -78,7 +81,7 @@ class HebbianPlugin(SupervisedPlugin):
         self.writes += 1
 
     def _output_post(self, layer: PlasticLinear, head: MultiHead | None, strategy) -> torch.Tensor | None:
-        if self.post == "output":
+        if self.config.post == "output":
             return None if layer.last_output is None else F.softmax(layer.last_output, dim=1)
         y = strategy.mb_y
         units = head.units(y, strategy.mb_task_id) if head is not None else y
@@ -93,19 +96,16 @@ class HebbianPlugin(SupervisedPlugin):
         }
 
 
-class Hebbian(SupervisedTemplate):
-    """An Avalanche strategy for models with plastic layers (`HebbianPlugin`)."""
+class Hebbian(MethodStrategy):
+    """An Avalanche strategy for models with plastic layers (`HebbianPlugin`, as `hebbian=`)."""
 
-    def __init__(self, *, model: nn.Module, optimizer, hebbian: HebbianPlugin | None = None,
-                 plugins: list | None = None, **kwargs):
-        self.hebbian = hebbian or HebbianPlugin()
-        super().__init__(model=model, optimizer=optimizer, plugins=[*(plugins or []), self.hebbian], **kwargs)
+    plugin_class, plugin_keyword = HebbianPlugin, "hebbian"
 
 
-def build_hebbian(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Hebbian:
+def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Hebbian:
     m = cfg.method
     net = hebbian_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
                         benchmark.head_size, plastic_hidden=m.plastic_hidden, rule=m.rule, alpha=m.alpha,
                         eta=m.eta, alpha_init=m.alpha_init)
     return Hebbian(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
-                   hebbian=HebbianPlugin(post=m.post, reset_per_experience=m.reset_per_experience))
+                   hebbian=HebbianPlugin.from_config(m))

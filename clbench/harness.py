@@ -1,93 +1,21 @@
-"""What every clbench strategy shares: the model, the optimizer, harness plugins.
+"""The runner's own Avalanche plugins: fast tensor batches, an exact iteration budget, a divergence guard,
+progress, an optimizer reset, and the seen/current-classes output masks.
 
-Harness plugins are ordinary Avalanche plugins: fast tensor batches, an exact
-iteration budget per experience, a divergence guard and a progress hook.
+They are ordinary `SupervisedPlugin`s that any clbench run attaches to the
+method's strategy (`runner.build`); methods never import this module.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from avalanche.core import SupervisedPlugin
-from avalanche.models import MultiTaskModule
 from torch import nn
 
-from clbench.benchmarks.store import Benchmark, TensorStore
+from clbench.benchmarks.store import TensorStore
 from clbench.benchmarks.streams import tensor_batches
-from clbench.config import RunConfig, TrainConfig
-from clbench.nn import MultiHead, build_model
-
-
-class TaskAwareModel(MultiTaskModule):
-    """Avalanche view of a multi-head `clbench.nn.Classifier` (task-incremental runs)."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor, task_labels: torch.Tensor | int | None) -> torch.Tensor:
-        if task_labels is None:  # every known head, as a {task: logits} dict (used by LwF)
-            return self.forward_all_tasks(x)
-        if isinstance(task_labels, int):
-            task_labels = torch.full((len(x),), task_labels, dtype=torch.long, device=x.device)
-        return self.net(x, task_labels)
-
-    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
-        return self.forward(x, task_label)
-
-
-def for_avalanche(net: nn.Module, benchmark: Benchmark) -> nn.Module:
-    """`net` as Avalanche must see it: a MultiTaskModule when it has one head per task."""
-    return TaskAwareModel(net) if benchmark.n_heads > 1 else net
-
-
-def make_model(cfg: RunConfig, benchmark: Benchmark) -> nn.Module:
-    """The benchmark's default network, wrapped for Avalanche in task-incremental mode."""
-    return for_avalanche(build_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden,
-                                     benchmark.n_heads, benchmark.head_size), benchmark)
-
-
-def make_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
-    if train.optimizer == "adam":
-        return torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
-    return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
-
-
-def parameter_groups(model: nn.Module, weight_decay: float, spare_output: bool = False) -> list:
-    """The model's parameters for the optimizer, with task heads exempt from weight decay.
-
-    In task-incremental runs the heads of the tasks not being trained get no loss
-    gradient, but coupled L2 (SGD's and Adam's `weight_decay`) still pulls them to
-    zero: within an experience they collapse and their tasks fall to chance with
-    their features intact. So a multi-head output layer takes no decay, nor a
-    single head whose absent classes get no loss (`spare_output`).
-    """
-    heads = [p for m in model.modules() if isinstance(m, MultiHead) and (m.n_heads > 1 or spare_output)
-             for p in m.parameters()]
-    if weight_decay == 0 or not heads:
-        return list(model.parameters())
-    in_heads = {id(p) for p in heads}
-    return [{"params": [p for p in model.parameters() if id(p) not in in_heads]},
-            {"params": heads, "weight_decay": 0.0}]
-
-
-def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list, model: nn.Module | None = None) -> dict[str, Any]:
-    """Keyword arguments of every Avalanche template built by clbench (default model: the benchmark's)."""
-    model = model if model is not None else make_model(cfg, benchmark)
-    return dict(
-        model=model,
-        optimizer=make_optimizer(cfg.train, parameter_groups(model, cfg.train.weight_decay,
-                                                             cfg.train.current_classes_only)),
-        criterion=nn.CrossEntropyLoss(),
-        train_mb_size=cfg.train.batch_size,
-        train_epochs=cfg.train.epochs,
-        eval_mb_size=cfg.train.eval_batch_size,
-        device=cfg.device,
-        plugins=list(plugins),
-        evaluator=None,
-    )
 
 
 class TensorBatchesPlugin(SupervisedPlugin):
@@ -110,22 +38,28 @@ class TensorBatchesPlugin(SupervisedPlugin):
 
 
 class IterationBudgetPlugin(SupervisedPlugin):
-    """Trains each experience for exactly `iterations` mini-batches (add it last)."""
+    """Trains each experience for exactly `iterations` mini-batches (add it last: it sees the final loader).
+
+    The budget is published on the strategy as `strategy.iteration_budget`, for every plugin to read
+    (`clbench.strategies.base.planned_iterations`).
+    """
 
     def __init__(self, iterations: int):
         super().__init__()
         self.iterations = iterations
         self.done = 0
 
+    def before_training(self, strategy, **kwargs):
+        strategy.iteration_budget = self.iterations
+
     def before_training_exp(self, strategy, **kwargs):
         self.done = 0
-        strategy._stop_training = False
         strategy.train_epochs = math.ceil(self.iterations / max(1, len(strategy.dataloader)))
 
     def after_training_iteration(self, strategy, **kwargs):
         self.done += 1
         if self.done >= self.iterations:
-            strategy.stop_training()
+            strategy.stop_training()  # Avalanche clears the flag when the next `train` call starts
 
 
 class ResetOptimizerPlugin(SupervisedPlugin):
@@ -239,14 +173,14 @@ class DivergenceGuardPlugin(SupervisedPlugin):
 class ProgressPlugin(SupervisedPlugin):
     """Calls `update(done, total)` as training iterations complete."""
 
-    def __init__(self, update: Callable[[int, int], None], iterations: int = 0):
+    def __init__(self, update: Callable[[int, int], None]):
         super().__init__()
-        self.update, self.iterations = update, iterations
+        self.update = update
         self.done = self.total = 0
 
     def before_training_exp(self, strategy, **kwargs):
         self.done = 0
-        self.total = self.iterations or strategy.train_epochs * len(strategy.dataloader)
+        self.total = getattr(strategy, "iteration_budget", 0) or strategy.train_epochs * len(strategy.dataloader)
 
     def after_training_iteration(self, strategy, **kwargs):
         self.done += 1

@@ -16,18 +16,21 @@ rewire paths in the remaining budget. `PathPlastic` is an Avalanche
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
-from avalanche.core import SupervisedPlugin
-from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
-from clbench.benchmarks.store import Benchmark
 from clbench.config import RunConfig
-from clbench.nn.networks import Classifier
 from clbench.errors import UsageError
-from clbench.nn.paths import PRUNE_CRITERIA, PathPlasticTrunk, RoutedClassifier, paths_to_prune
-from clbench.strategies.common import IterationBudgetPlugin, for_avalanche, template_kwargs
+from clbench.nn.networks import Classifier
+from clbench.nn.optim import sync_optimizer
+from clbench.nn.paths import PathPlasticTrunk, RoutedClassifier, paths_to_prune
+from clbench.strategies.base import MethodPlugin, MethodStrategy, for_avalanche, planned_iterations, template_kwargs
+from clbench.strategies.path_plastic import PathPlasticConfig
+
+if TYPE_CHECKING:
+    from clbench.benchmarks.store import Benchmark
 
 
 def find_trunk(model: nn.Module) -> PathPlasticTrunk:
@@ -37,32 +40,18 @@ def find_trunk(model: nn.Module) -> PathPlasticTrunk:
     raise ValueError("PathPlasticPlugin needs a model with a PathPlasticTrunk")
 
 
-def sync_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
-    """Make the optimizer hold exactly the model's trainable parameters (new ones join the first group)."""
-    keep = {id(p) for p in model.parameters() if p.requires_grad}
-    present: set[int] = set()
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if id(p) not in keep:
-                optimizer.state.pop(p, None)
-        group["params"] = [p for p in group["params"] if id(p) in keep]
-        present |= {id(p) for p in group["params"]}
-    optimizer.param_groups[0]["params"] += [p for p in model.parameters() if p.requires_grad and id(p) not in present]
+class PathPlasticPlugin(MethodPlugin):
+    """Rewires, grows and freezes the gated paths of a `PathPlasticTrunk`.
 
+    Hyperparameters: the keys of `PathPlasticConfig` that act on training (rewire_every, prune,
+    threshold, rewire_last_epoch, register_new_params, keep_paths, route_by_task, settle_fraction);
+    the others describe the trunk.
+    """
 
-class PathPlasticPlugin(SupervisedPlugin):
-    """Rewires, grows and freezes the gated paths of a `PathPlasticTrunk`."""
+    config_class = PathPlasticConfig
 
-    def __init__(self, rewire_every: int = 500, prune: str = "lowest", threshold: float = 0.1,
-                 rewire_last_epoch: bool = False, register_new_params: bool = True, keep_paths: int = 2,
-                 route_by_task: bool = False, settle_fraction: float = 0.25):
-        super().__init__()
-        if prune not in PRUNE_CRITERIA:
-            raise ValueError(f"prune must be one of {', '.join(PRUNE_CRITERIA)}, got {prune!r}")
-        self.rewire_every, self.prune, self.threshold = rewire_every, prune, threshold
-        self.rewire_last_epoch, self.register_new_params, self.keep_paths = (rewire_last_epoch,
-                                                                             register_new_params, keep_paths)
-        self.route_by_task, self.settle_fraction = route_by_task, settle_fraction
+    def __init__(self, config: PathPlasticConfig | None = None, **hparams):
+        super().__init__(config, **hparams)
         self.iteration = self.epoch = 0
         self.settled = False
         self.pruned = self.grown = self.rewires = self.settle_removed = 0
@@ -73,17 +62,18 @@ class PathPlasticPlugin(SupervisedPlugin):
         self.iteration = self.epoch = 0
         self.settled = False
         trunk = find_trunk(strategy.model)
-        trunk.route_by_task, trunk.current_task = self.route_by_task, int(strategy.experience.task_label)
+        trunk.route_by_task, trunk.current_task = self.config.route_by_task, int(strategy.experience.task_label)
         self._grow(strategy, trunk)
 
     def after_update(self, strategy, **kwargs):
         self.iteration += 1
         last_epoch = self.epoch >= strategy.train_epochs - 1
-        if self.route_by_task and not self.settled and self._settling(strategy):
+        if self.config.route_by_task and not self.settled and self._settling(strategy):
             self.settle(strategy)
         if self.settled:
             return
-        if self.rewire_every and self.iteration % self.rewire_every == 0 and (self.rewire_last_epoch or not last_epoch):
+        every = self.config.rewire_every
+        if every and self.iteration % every == 0 and (self.config.rewire_last_epoch or not last_epoch):
             self.rewire(strategy)
 
     def after_training_epoch(self, strategy, **kwargs):
@@ -91,19 +81,20 @@ class PathPlasticPlugin(SupervisedPlugin):
 
     def after_training_exp(self, strategy, **kwargs):
         trunk = find_trunk(strategy.model)
-        if self.route_by_task and not self.settled:  # settle_fraction 0, or the experience ended early
+        if self.config.route_by_task and not self.settled:  # settle_fraction 0, or the experience ended early
             self.settle(strategy)
         kept, _ = self._kept_and_free(trunk)
         for module in kept.values():
             module.freeze(trunk.current_task)
-        if self.keep_paths:  # the identity path carried this experience too: keep it with its paths
+        if self.config.keep_paths:  # the identity path carried this experience too: keep it with its paths
             trunk.freeze_identity_path()
         sync_optimizer(strategy.optimizer, strategy.model)
 
     def _kept_and_free(self, trunk: PathPlasticTrunk) -> tuple[dict, dict]:
         """The free paths to keep for this experience (best |gate|, within the budget) and the others."""
         free = {path: m for path, m in zip(trunk.path_list, trunk.paths.values()) if not m.frozen}
-        budget = max(0, min(self.keep_paths, trunk.max_paths - self.keep_paths - (len(trunk.paths) - len(free))))
+        keep = self.config.keep_paths
+        budget = max(0, min(keep, trunk.max_paths - keep - (len(trunk.paths) - len(free))))
         ranked = sorted(free, key=lambda p: -abs(float(free[p].gate.detach())))
         return {p: free[p] for p in ranked[:budget]}, {p: free[p] for p in ranked[budget:]}
 
@@ -118,9 +109,7 @@ class PathPlasticPlugin(SupervisedPlugin):
 
     def _settling(self, strategy) -> bool:
         """Whether this experience has reached its last `settle_fraction` (of the budget, or epochs x batches)."""
-        budget = next((p.iterations for p in strategy.plugins if isinstance(p, IterationBudgetPlugin)), 0)
-        total = budget or strategy.train_epochs * len(strategy.dataloader)
-        return self.iteration >= (1 - self.settle_fraction) * total
+        return self.iteration >= (1 - self.config.settle_fraction) * planned_iterations(strategy)
 
     # ------------------------------------------------------------- rewiring
     @torch.no_grad()
@@ -130,8 +119,8 @@ class PathPlasticPlugin(SupervisedPlugin):
         trunk = find_trunk(strategy.model)
         free = {path: m for path, m in zip(trunk.path_list, trunk.paths.values()) if not m.frozen}
         gates = {path: float(m.gate.detach()) for path, m in free.items()}
-        grads = {path: m.grad_magnitude() for path, m in free.items()} if self.prune == "gradient" else {}
-        for path in paths_to_prune(gates, grads, self.prune, self.threshold):
+        grads = {path: m.grad_magnitude() for path, m in free.items()} if self.config.prune == "gradient" else {}
+        for path in paths_to_prune(gates, grads, self.config.prune, self.config.threshold):
             trunk.remove_path(path)
             self.pruned += 1
         self._grow(strategy, trunk)
@@ -143,7 +132,7 @@ class PathPlasticPlugin(SupervisedPlugin):
         for path in trunk.grow(trunk.max_paths):
             module = trunk.paths[f"{path[0]}_{path[1]}"].to(device)
             module.train(trunk.training)
-            if not self.register_new_params:
+            if not self.config.register_new_params:
                 module.requires_grad_(False)
             self.grown += 1
         sync_optimizer(strategy.optimizer, strategy.model)
@@ -155,17 +144,15 @@ class PathPlasticPlugin(SupervisedPlugin):
         frozen = [[a, b] for (a, b), m in zip(trunk.path_list, trunk.paths.values()) if m.frozen]
         return {"paths": paths, "frozen_paths": frozen, "pruned_total": self.pruned, "grown_total": self.grown,
                 "rewires_total": self.rewires, "rewire_seconds": round(self.rewire_seconds, 4),
-                **({"settle_removed_total": self.settle_removed} if self.route_by_task else {}),
+                **({"settle_removed_total": self.settle_removed} if self.config.route_by_task else {}),
                 "identity_frozen": trunk.identity_frozen}
 
 
-class PathPlastic(SupervisedTemplate):
-    """An Avalanche strategy whose residual paths are rewired and frozen per experience (`PathPlasticPlugin`)."""
+class PathPlastic(MethodStrategy):
+    """An Avalanche strategy whose residual paths are rewired and frozen per experience (`PathPlasticPlugin`,
+    as `paths=`)."""
 
-    def __init__(self, *, model: nn.Module, optimizer, paths: PathPlasticPlugin | None = None,
-                 plugins: list | None = None, **kwargs):
-        self.paths = paths or PathPlasticPlugin()
-        super().__init__(model=model, optimizer=optimizer, plugins=[*(plugins or []), self.paths], **kwargs)
+    plugin_class, plugin_keyword = PathPlasticPlugin, "paths"
 
 
 def auto_stem_stride(input_shape: tuple[int, ...]) -> int:
@@ -174,7 +161,7 @@ def auto_stem_stride(input_shape: tuple[int, ...]) -> int:
     return 1 if side <= 8 else 4 if side <= 28 else 2
 
 
-def build_path_plastic(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> PathPlastic:
+def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> PathPlastic:
     m = cfg.method
     stem_stride = m.stem_stride or auto_stem_stride(benchmark.input_shape)
     trunk = PathPlasticTrunk(benchmark.input_shape[0], m.widths, m.stage_lengths, m.mode, m.max_paths, cfg.seed,
@@ -184,7 +171,5 @@ def build_path_plastic(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> P
                          "give at test time; valid: --scenario task, or route_by_task=false.")
     net = (RoutedClassifier if m.route_by_task else Classifier)(trunk, trunk.out_features, benchmark.n_heads,
                                                                 benchmark.head_size)
-    plugin = PathPlasticPlugin(m.rewire_every, m.prune, m.threshold, m.rewire_last_epoch, m.register_new_params,
-                               m.keep_paths, m.route_by_task, m.settle_fraction)
     return PathPlastic(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
-                       paths=plugin)
+                       paths=PathPlasticPlugin.from_config(m))
