@@ -6,11 +6,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.clbench-installed
 DATA_ROOT ?= $(abspath ../shared/data)
 
-.PHONY: install run test test-real test-slow clean
+.PHONY: install lint run test test-real test-slow clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/clbench run --benchmark split_digits --strategy sparse_syn --seed 0
 
-test: install
+# Lint (pyflakes, pycodestyle, import order; settings in pyproject.toml), then the default suite.
+lint: install
+	$(BIN)/ruff check .
+
+test: install lint
 	$(BIN)/python -m pytest -q
 
 # Tests that read the real data sets (MNIST) under DATA_ROOT: quick ones, then the long ones.

@@ -103,7 +103,8 @@ def data_root(cfg: RunConfig) -> Path:
 
 
 def split_mnist(cfg: RunConfig) -> Benchmark:
-    return build_split(cfg, sources.load_idx_set(sources.MNIST, data_root(cfg), cfg.benchmark, cfg.download), MNIST_STATS)
+    images = sources.load_idx_set(sources.MNIST, data_root(cfg), cfg.benchmark, cfg.download)
+    return build_split(cfg, images, MNIST_STATS)
 
 
 def permuted_mnist(cfg: RunConfig) -> Benchmark:

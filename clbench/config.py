@@ -53,7 +53,8 @@ class TrainConfig:
     momentum: float = param(0.0, "SGD momentum", ge=0, le=1)
     weight_decay: float = param(0.0, "L2 weight decay", ge=0)
     hidden: tuple[int, ...] = param((400, 400), "hidden layer widths of the MLP backbone")
-    backbone: str = param("mlp", "network: MLP, or the reduced ResNet-18 for images", choices=("mlp", "resnet18_reduced"))
+    backbone: str = param("mlp", "network: MLP, or the reduced ResNet-18 for images",
+                          choices=("mlp", "resnet18_reduced"))
     reset_optimizer: bool = param(False, "clear the optimizer's state (momentum, Adam's moments) before every "
                                          "experience after the first; Avalanche keeps it", since=2)
     seen_classes_only: bool = param(False, "single-head runs: mask the outputs of classes not seen yet, in "

@@ -43,8 +43,3 @@ class Reporter:
                 f"mean acc on seen {sum(seen) / len(seen):.4f}, on all {sum(row) / len(row):.4f}")
         self.stream.write(("\r" + line + " " * 10 + "\n") if self.tty else line + "\n")
         self.stream.flush()
-
-    def message(self, text: str) -> None:
-        if not self.quiet:
-            self.stream.write(text + "\n")
-            self.stream.flush()

@@ -35,7 +35,6 @@ from clbench.progress import Reporter
 from clbench.records import RunRecord, environment
 from clbench.registry import BENCHMARKS, STRATEGIES
 
-
 # Avalanche 0.6 warnings that say nothing about the run (no loggers attached on purpose,
 # its own deprecated internals); anything else is shown.
 QUIET_WARNINGS = (

@@ -54,7 +54,8 @@ def _aligned(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < 4 else "---:" for i in range(len(header))) + "|"]
+    rule = "|" + "|".join("---" if i < 4 else "---:" for i in range(len(header))) + "|"
+    lines = ["| " + " | ".join(header) + " |", rule]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 

@@ -68,7 +68,8 @@ def output_head_parameters(model: nn.Module, spare_output: bool = False) -> list
             for p in m.parameters()]
 
 
-def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list, model: nn.Module | None = None) -> dict[str, Any]:
+def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list,
+                    model: nn.Module | None = None) -> dict[str, Any]:
     """Keyword arguments of every Avalanche template built by clbench (default model: the benchmark's)."""
     model = model if model is not None else make_model(cfg, benchmark)
     train = cfg.train

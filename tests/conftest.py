@@ -19,8 +19,8 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from clbench.cli import main
 

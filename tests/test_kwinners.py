@@ -20,9 +20,9 @@ def test_a_run_keeps_weights_sparse_and_records_activity():
     assert record.status == "ok"
     extras = record.extras
     assert set(extras["active_train"][-1]) == {"features.2", "features.4"}
-    for layer, (mean, std) in extras["active_train"][-1].items():
+    for mean, std in extras["active_train"][-1].values():
         assert 0 < mean <= 0.1 + 1e-6 and std >= 0  # at most k = 10 of 100 units active in training
-    for layer, (mean, _) in extras["active_eval"][-1].items():
+    for mean, _ in extras["active_eval"][-1].values():
         assert mean <= 0.15 + 1e-6  # int(10 * 1.5) of 100 at evaluation
     assert all(0 <= h <= 1 for h in extras["duty_cycle_entropy"][-1].values())
     assert extras["boost_strength"][-1]["features.2"] == pytest.approx(0.9 ** 4)  # 2 epochs x 2 experiences

@@ -6,18 +6,18 @@ import pytest
 import torch
 from torch import nn
 
-from clbench.nn.masked import rezero_weights
-from clbench.strategies.kwinners import KWinnersConfig
 from clbench.nn.kwinners import (
     KWinners,
     KWinners2d,
     SparseWeights,
     density_scaled_init_,
     kwinners,
-    kwinners_model,
     kwinners2d,
+    kwinners_model,
     update_duty_cycles,
 )
+from clbench.nn.masked import rezero_weights
+from clbench.strategies.kwinners import KWinnersConfig
 
 CONFIG = KWinnersConfig()
 CONV_DEFAULTS = dict(percent_on_conv=CONFIG.percent_on_conv, sparsity_conv=CONFIG.sparsity_conv)

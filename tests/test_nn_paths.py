@@ -5,8 +5,14 @@ import random
 import pytest
 import torch
 
-from clbench.nn.paths import (PathPlasticTrunk, candidate_paths, paths_to_grow, paths_to_prune, routed_to,
-                               stage_of_positions)
+from clbench.nn.paths import (
+    PathPlasticTrunk,
+    candidate_paths,
+    paths_to_grow,
+    paths_to_prune,
+    routed_to,
+    stage_of_positions,
+)
 
 
 @pytest.mark.parametrize("mode", ["adjacent", "any"])

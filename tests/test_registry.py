@@ -1,6 +1,7 @@
 """Registries: lookup, suggestions, duplicates, and every entry's config."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -76,3 +77,78 @@ def test_config_keys_never_collide(bench, strategy):
 def test_protocols_only_name_training_keys(bench):
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(bench.protocol) <= train_keys
+
+
+TINY_INIT = '''
+from dataclasses import dataclass
+
+from clbench.config import param
+from clbench.registry import lazy_exports, register_strategy
+
+__all__ = ["Tiny", "TinyPlugin"]
+__getattr__ = lazy_exports(__name__, __all__)
+
+
+@register_strategy("tiny_method", scenarios=("class", "task"))
+@dataclass(frozen=True)
+class TinyConfig:
+    """Counts its training iterations (the recipe of strategies/README.md)."""
+
+    step: int = param(1, "added per iteration", ge=1)
+'''
+
+TINY_STRATEGY = '''
+from clbench.strategies.base import MethodPlugin, MethodStrategy, template_kwargs
+from clbench.strategies.tiny_method import TinyConfig
+
+
+class TinyPlugin(MethodPlugin):
+    config_class = TinyConfig
+
+    def __init__(self, config=None, **hparams):
+        super().__init__(config, **hparams)
+        self.count = 0
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.count += self.config.step
+
+    def record_extras(self, strategy):
+        return {"count": self.count}
+
+
+class Tiny(MethodStrategy):
+    """Naive with a counter."""
+
+    plugin_class, plugin_keyword = TinyPlugin, "tiny"
+
+
+def build(cfg, benchmark, plugins):
+    return Tiny(**template_kwargs(cfg, benchmark, plugins), tiny=TinyPlugin.from_config(cfg.method))
+'''
+
+
+def test_a_strategy_is_one_new_folder(tmp_path):
+    """strategies/README.md's recipe: one folder, found by convention, listed, run, and importable."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "methods" / "tiny_method"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text(TINY_INIT)
+    (folder / "strategy.py").write_text(TINY_STRATEGY)
+    code = f'''
+import json, clbench.strategies as s
+s.__path__.append({str(folder.parent)!r})  # as if the folder sat in strategies/
+s.method_packages()
+from clbench.cli import main
+assert main(["list", "strategies"]) == 0
+assert main(["run", "-b", "split_digits", "-s", "tiny_method", "--iterations", "3", "--set", "step=2",
+             "--out", {str(tmp_path / "out")!r}, "--quiet", "--device", "cpu"]) == 0
+from clbench.strategies.tiny_method import Tiny, TinyPlugin
+assert Tiny.plugin_class is TinyPlugin and TinyPlugin(step=3).config.step == 3
+'''
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "tiny_method" in result.stdout and "Counts its training iterations" in result.stdout
+    record = json.loads(next((tmp_path / "out" / "split_digits" / "tiny_method").glob("*.json")).read_text())
+    assert record["extras"]["count"] == [6, 12, 18, 24, 30] and record["config"]["step"] == 2

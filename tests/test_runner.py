@@ -142,7 +142,8 @@ def test_plugins_add_their_statistics_to_the_record(monkeypatch):
             self.seen += 1
 
         def record_extras(self, strategy):
-            return {"experiences_seen": self.seen, "weight_norm": float(strategy.model.head.linear.weight.detach().norm())}
+            weight_norm = float(strategy.model.head.linear.weight.detach().norm())
+            return {"experiences_seen": self.seen, "weight_norm": weight_norm}
 
     original = runner.build
 
@@ -237,8 +238,8 @@ def test_output_masks_need_a_single_head(key):
 
 
 def test_current_classes_only_trains_the_current_classes_and_leaves_the_others_untouched():
-    from clbench.nn.networks import MultiHead
     from clbench.harness import UNSEEN_LOGIT
+    from clbench.nn.networks import MultiHead
 
     benchmark, strategy = runner.build(quick(iterations="5", weight_decay="0.01", reset_optimizer="true",
                                              current_classes_only="true"))

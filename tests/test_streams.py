@@ -37,7 +37,7 @@ def test_attributes_survive_concat_and_subset():
     a, b = (e.dataset for e in list(bench.train_stream)[:2])
     mixed = a.concat(b).subset(list(range(0, 2 * len(a), 7)))
     for name in ("sample_row", "sample_permutation", "targets", "targets_task_labels"):
-        column = getattr(mixed, "_data_attributes")[name]
+        column = mixed._data_attributes[name]
         assert attribute_tensor(column).tolist() == list(column)
 
 

@@ -86,12 +86,13 @@ class SparseSynapsesPlugin(MethodPlugin):
             layer.track_dense_grad = self.config.regrow == "gradient"
         self._consolidated = [part for name, layer in layers for part in consolidated_parts(layer, self.frozen[name])]
         if self._consolidated:
-            for name, layer in layers:
+            for _, layer in layers:
                 self._grow(strategy, layer, round(self.config.grow * layer.mask.numel()))
         self.iteration = self.step = 0
         per_epoch = max(1, len(strategy.dataloader))
         iterations = strategy.train_epochs * per_epoch
-        self.steps_total = math.ceil(iterations / self.config.evolve_every) if self.config.evolve_every else strategy.train_epochs
+        every = self.config.evolve_every
+        self.steps_total = math.ceil(iterations / every) if every else strategy.train_epochs
 
     def before_update(self, strategy, **kwargs):
         if self.config.old_lr_scale < 1:
