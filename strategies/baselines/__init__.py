@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from clbench.config import param
 from clbench.registry import lazy_exports, register_strategy
 
-__all__ = ["CopyingSIPlugin", "LwFVariantsPlugin", "seen_units_distillation"]
-__getattr__ = lazy_exports(__name__, __all__)
-
 
 @register_strategy("naive", builder="build_naive")
 @dataclass(frozen=True)
@@ -82,3 +79,8 @@ class ReplayConfig:
     """Experience replay from a fixed-size memory of past samples (Avalanche Replay)."""
 
     mem_size: int = param(500, "number of stored samples", ge=1)
+
+
+# public names, imported from .strategy on first use
+__all__ = ["CopyingSIPlugin", "LwFVariantsPlugin", "seen_units_distillation"]
+__getattr__ = lazy_exports(__name__, __all__)

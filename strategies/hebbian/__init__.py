@@ -1,18 +1,9 @@
-"""hebbian: differentiable Hebbian plasticity (DHP Softmax), batched.
-
-This file: the config and its registration (torch-free). `strategy`: the
-plugin, the template and the builder.
-"""
-
-from __future__ import annotations
+"""hebbian: differentiable Hebbian plasticity (DHP Softmax), batched — config and registration."""
 
 from dataclasses import dataclass
 
 from clbench.config import param
 from clbench.registry import lazy_exports, register_strategy
-
-__all__ = ["Hebbian", "HebbianPlugin"]
-__getattr__ = lazy_exports(__name__, __all__)
 
 
 @register_strategy(
@@ -33,3 +24,8 @@ class HebbianConfig:
                                 "target (DHP) or the model's softmax output", choices=("target", "output"))
     reset_per_experience: bool = param(False, "forget the traces at the start of every experience")
     plastic_hidden: bool = param(False, "make the MLP's hidden layers plastic too (written with their activity)")
+
+
+# public names, imported from .strategy on first use
+__all__ = ["Hebbian", "HebbianPlugin"]
+__getattr__ = lazy_exports(__name__, __all__)

@@ -1,18 +1,9 @@
-"""kwinners: k-winners-take-all activations with boosting, plus fixed sparse weights (Numenta).
-
-This file: the config and its registration (torch-free). `strategy`: the
-plugin, the template and the builder.
-"""
-
-from __future__ import annotations
+"""kwinners: k-winners-take-all with boosting, plus fixed sparse weights (Numenta) — config and registration."""
 
 from dataclasses import dataclass
 
 from clbench.config import param
 from clbench.registry import lazy_exports, register_strategy
-
-__all__ = ["SparseKWinners", "KWinnersPlugin"]
-__getattr__ = lazy_exports(__name__, __all__)
 
 
 @register_strategy(
@@ -38,3 +29,8 @@ class KWinnersConfig:
     weight_init: str = param("pytorch", "pytorch: U(+-1/sqrt(fan_in)); density (MLP only): "
                                         "U(+-1/sqrt(input density * weight density * fan_in)), Numenta's MLP",
                              choices=("pytorch", "density"), since=2)
+
+
+# public names, imported from .strategy on first use
+__all__ = ["SparseKWinners", "KWinnersPlugin"]
+__getattr__ = lazy_exports(__name__, __all__)

@@ -1,18 +1,9 @@
-"""path_plastic: a residual network whose gated paths are pruned, regrown and frozen per experience.
-
-This file: the config and its registration (torch-free). `strategy`: the
-plugin, the template and the builder.
-"""
-
-from __future__ import annotations
+"""path_plastic: gated residual paths pruned, regrown and frozen per experience — config and registration."""
 
 from dataclasses import dataclass
 
 from clbench.config import param
 from clbench.registry import lazy_exports, register_strategy
-
-__all__ = ["PathPlastic", "PathPlasticPlugin"]
-__getattr__ = lazy_exports(__name__, __all__)
 
 
 @register_strategy(
@@ -43,3 +34,8 @@ class PathPlasticConfig:
     settle_fraction: float = param(0.25, "with route_by_task: the last fraction of an experience's iterations, in "
                                          "which only its kept paths train (the other free ones removed)", ge=0,
                                    le=1, since=2)
+
+
+# public names, imported from .strategy on first use
+__all__ = ["PathPlastic", "PathPlasticPlugin"]
+__getattr__ = lazy_exports(__name__, __all__)

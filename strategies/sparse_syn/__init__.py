@@ -1,20 +1,11 @@
-"""sparse_syn: sparse dynamic synapses (SET/RigL prune-and-regrow) that grow per experience and consolidate old ones.
-
-This file: the config and its registration (torch-free). `strategy`: the
-plugin, the template and the builder. `figures`: `clbench plot --kind topology`.
-"""
-
-from __future__ import annotations
+"""sparse_syn: sparse dynamic synapses (SET/RigL) grown per experience, old ones kept — config, registration,
+and its plot kind (see strategies/README.md for the layout of a method package)."""
 
 from dataclasses import dataclass
 
 from clbench.config import param
 from clbench.plots import register_plot
 from clbench.registry import lazy_exports, register_strategy
-
-__all__ = ["SparseSynapses", "SparseSynapsesPlugin"]
-__getattr__ = lazy_exports(__name__, __all__)
-
 
 register_plot("topology", "sparse_syn: connections per input pixel of the first layer, and their centred-square "
               "profile", needs_extra="topology", draw=f"{__name__}.figures:plot_topology")
@@ -49,3 +40,8 @@ class SparseSynConfig:
                                 ge=0, le=1)
     percent_on: float = param(1.0, "k-winners-take-all activations with this fraction of units on (kwinners' "
                                    "module); 1 = ReLU", gt=0, le=1)
+
+
+# public names, imported from .strategy on first use
+__all__ = ["SparseSynapses", "SparseSynapsesPlugin"]
+__getattr__ = lazy_exports(__name__, __all__)
