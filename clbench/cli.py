@@ -94,13 +94,22 @@ def build_configs(options: dict[str, Any]) -> list[RunConfig]:
               help="CPU threads for torch (0 = torch's default); use 1 per job when running jobs side by side")
 @click.option("--quiet", "-q", is_flag=True, help="no progress output")
 @click.option("--json", "as_json", is_flag=True, help="print the record(s) as JSON on stdout")
+@click.option("--checkpoint", "checkpoint_policy", type=click.Choice(["every", "last", "none"]), default="every",
+              show_default=True, help="write OUT/BENCHMARK/STRATEGY/RUN_ID.ckpt after every experience, after the "
+                                      "last only, or never")
+@click.option("--keep-checkpoint", is_flag=True, help="keep the checkpoint once the record is written")
+@click.option("--no-resume", is_flag=True, help="start over even if a checkpoint of this run exists")
 def run(**options: Any) -> None:
-    """Train a strategy on a benchmark; print and save the accuracy matrix."""
+    """Train a strategy on a benchmark; print and save the accuracy matrix.
+
+    Running the same command again after a stop continues from the run's checkpoint.
+    """
     options["set"] = options.pop("set_")
     from clbench.records import check_out_dir
 
     configs = build_configs(options)
     out = check_out_dir(Path(options["out"]))
+    from clbench.checkpoint import Checkpointing
     from clbench.progress import Reporter
     from clbench.records import write_record
     from clbench.runner import run as run_one
@@ -108,8 +117,14 @@ def run(**options: Any) -> None:
     reporter = Reporter(quiet=options["quiet"])
     records = []
     for cfg in configs:
-        record = run_one(cfg, reporter)
+        saving = Checkpointing(out / cfg.benchmark / cfg.strategy / f"{cfg.run_id()}.ckpt",
+                               options["checkpoint_policy"], resume=not options["no_resume"])
+        if saving.resume and saving.policy != "none" and saving.path.exists():
+            click.echo(f"clbench: resuming from {saving.path}", err=True)
+        record = run_one(cfg, reporter, saving)
         path = write_record(record, out)
+        if not options["keep_checkpoint"]:
+            saving.discard()
         records.append(record)
         if not options["as_json"]:
             _print_record(record, path)

@@ -16,6 +16,7 @@ from torch import nn
 
 from clbench.benchmarks.store import TensorStore
 from clbench.benchmarks.streams import tensor_batches
+from clbench.state import AttributeState
 
 
 class TensorBatchesPlugin(SupervisedPlugin):
@@ -36,13 +37,21 @@ class TensorBatchesPlugin(SupervisedPlugin):
         if loader is not None:
             strategy.dataloader = loader
 
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
 
-class IterationBudgetPlugin(SupervisedPlugin):
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class IterationBudgetPlugin(AttributeState, SupervisedPlugin):
     """Trains each experience for exactly `iterations` mini-batches (add it last: it sees the final loader).
 
     The budget is published on the strategy as `strategy.iteration_budget`, for every plugin to read
     (`clbench.strategies.base.planned_iterations`).
     """
+
+    state_keys = ("done",)
 
     def __init__(self, iterations: int):
         super().__init__()
@@ -62,8 +71,10 @@ class IterationBudgetPlugin(SupervisedPlugin):
             strategy.stop_training()  # Avalanche clears the flag when the next `train` call starts
 
 
-class ResetOptimizerPlugin(SupervisedPlugin):
+class ResetOptimizerPlugin(AttributeState, SupervisedPlugin):
     """Clears the optimizer's state (SGD momentum, Adam's moments and step counts) before each later experience."""
+
+    state_keys = ("trained",)
 
     def __init__(self):
         super().__init__()
@@ -90,10 +101,12 @@ def mask_absent_outputs(module: nn.Module, inputs, output: torch.Tensor) -> torc
     return output.masked_fill(~module.current_outputs, UNSEEN_LOGIT) if module.training else output
 
 
-class OutputMaskPlugin(SupervisedPlugin):
+class OutputMaskPlugin(AttributeState, SupervisedPlugin):
     """Keeps a boolean mask over a single head's outputs in the model buffer `buffer`, applied by `hook`.
 
-    The mask is a buffer of the model, so copies of it (LwF's previous model) keep the mask of their time.
+    The mask is a buffer of the model, so copies of it (LwF's previous model) keep the mask of their time,
+    and a checkpoint of the model holds it; `attach(model)` adds buffer and hook before a model's state
+    is loaded into it.
     """
 
     buffer: str
@@ -104,12 +117,15 @@ class OutputMaskPlugin(SupervisedPlugin):
         super().__init__()
         self.n_outputs = n_outputs
 
-    def before_training_exp(self, strategy, **kwargs):
-        model = strategy.model
+    def attach(self, model: nn.Module) -> None:
         if not hasattr(model, self.buffer):
             model.register_buffer(self.buffer, torch.zeros(self.n_outputs, dtype=torch.bool,
                                                            device=next(model.parameters()).device))
             model.register_forward_hook(self.hook)
+
+    def before_training_exp(self, strategy, **kwargs):
+        model = strategy.model
+        self.attach(model)
         mask = getattr(model, self.buffer)
         if not self.cumulative:
             mask.fill_(False)
@@ -151,8 +167,10 @@ class Diverged(RuntimeError):
         self.where = {"experience": experience, "iteration": iteration, "loss": str(loss)}
 
 
-class DivergenceGuardPlugin(SupervisedPlugin):
+class DivergenceGuardPlugin(AttributeState, SupervisedPlugin):
     """Stops the run at the first non-finite loss."""
+
+    state_keys = ("iteration",)
 
     def __init__(self):
         super().__init__()
@@ -170,8 +188,10 @@ class DivergenceGuardPlugin(SupervisedPlugin):
         self.iteration += 1
 
 
-class ProgressPlugin(SupervisedPlugin):
+class ProgressPlugin(AttributeState, SupervisedPlugin):
     """Calls `update(done, total)` as training iterations complete."""
+
+    state_keys = ("done", "total")
 
     def __init__(self, update: Callable[[int, int], None]):
         super().__init__()

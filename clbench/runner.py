@@ -11,13 +11,16 @@ import os
 import random
 import time
 import warnings
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from clbench import checkpoint
 from clbench.benchmarks.store import Benchmark, ExperienceData
+from clbench.checkpoint import Checkpointing, CheckpointWarning
 from clbench.config import RunConfig
 from clbench.errors import UsageError
 from clbench.harness import (
@@ -90,38 +93,64 @@ def model_stats(model: nn.Module) -> dict[str, Any]:
     return {"parameters": params, "nonzero_parameters": nonzero, "density": nonzero / max(params, 1)}
 
 
-def build(cfg: RunConfig, reporter: Reporter | None = None):
-    """The benchmark and the Avalanche strategy with clbench's harness plugins."""
+def build(cfg: RunConfig, reporter: Reporter | None = None, plugins: Sequence = ()):
+    """The benchmark and the Avalanche strategy with clbench's harness plugins (then `plugins`, if any)."""
     benchmark = BENCHMARKS.get(cfg.benchmark).load_builder()(cfg)
-    plugins: list = [TensorBatchesPlugin(benchmark.store, cfg.seed), DivergenceGuardPlugin()]
+    harness: list = [TensorBatchesPlugin(benchmark.store, cfg.seed), DivergenceGuardPlugin()]
     if cfg.train.reset_optimizer:
-        plugins.append(ResetOptimizerPlugin())
+        harness.append(ResetOptimizerPlugin())
     if reporter is not None:
-        plugins.append(ProgressPlugin(reporter.update))
+        harness.append(ProgressPlugin(reporter.update))
+    masks = []
     for key, plugin in (("seen_classes_only", SeenClassesPlugin), ("current_classes_only", CurrentClassesPlugin)):
         if getattr(cfg.train, key):
             if benchmark.n_heads > 1:
                 raise UsageError(f"{key}=true masks a single head; scenario '{cfg.scenario}' has one head per "
                                  f"task; valid: --scenario class or domain, or {key}=false.")
-            plugins.append(plugin(benchmark.head_size))
-    strategy = STRATEGIES.get(cfg.strategy).load_builder()(cfg, benchmark, plugins)
+            masks.append(plugin(benchmark.head_size))
+    strategy = STRATEGIES.get(cfg.strategy).load_builder()(cfg, benchmark, [*harness, *masks, *plugins])
+    for mask in masks:
+        mask.attach(strategy.model)
     if cfg.train.iterations:
         strategy.plugins.append(IterationBudgetPlugin(cfg.train.iterations))  # last: sees the final loader
     return benchmark, strategy
 
 
-def run(cfg: RunConfig, reporter: Reporter | None = None) -> RunRecord:
-    """Train `cfg.strategy` on `cfg.benchmark` and return its accuracy matrix and metrics."""
+@dataclass
+class Progress:
+    """A run so far: the rows of its accuracy matrix and what was measured with them."""
+
+    initial: list[float]
+    matrix: list[list[float]] = field(default_factory=list)
+    train_s: list[float] = field(default_factory=list)
+    eval_s: list[float] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+    setup_s: float = 0.0
+    initial_eval_s: float = 0.0
+    resumed_at: int | None = None  # the experience a resumed run started from
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "resumed_at"}
+
+
+def run(cfg: RunConfig, reporter: Reporter | None = None, checkpointing: Checkpointing | None = None,
+        plugins: Sequence = ()) -> RunRecord:
+    """Train `cfg.strategy` on `cfg.benchmark` and return its accuracy matrix and metrics.
+
+    With `checkpointing`, a checkpoint is written after experiences (its policy says which) and a run
+    whose checkpoint exists continues after the experience it holds. `plugins` are added to the
+    strategy after clbench's own (loggers, probes).
+    """
     with warnings.catch_warnings(record=True) as caught:  # Avalanche resets filters, so collect instead
         warnings.simplefilter("default")
-        record = _run(cfg, reporter or Reporter(quiet=True))
+        record = _run(cfg, reporter or Reporter(quiet=True), checkpointing, plugins)
     for w in caught:
         if not any(quiet in str(w.message) for quiet in QUIET_WARNINGS):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return record
 
 
-def _run(cfg: RunConfig, reporter: Reporter) -> RunRecord:
+def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None, plugins: Sequence) -> RunRecord:
     start = time.perf_counter()
     cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
     if cfg.threads:
@@ -129,28 +158,50 @@ def _run(cfg: RunConfig, reporter: Reporter) -> RunRecord:
     torch.set_flush_denormal(False)  # torch's default, whatever an earlier run in this process left
     env = environment(cfg.device)  # taken now: the code that runs is the code checked out at the start
     seed_everything(cfg.seed)
-    benchmark, strategy = build(cfg, None if reporter.quiet else reporter)
+    benchmark, strategy = build(cfg, None if reporter.quiet else reporter, plugins)
     joint = bool(STRATEGIES.get(cfg.strategy).extra.get("joint"))
-    timing: dict[str, Any] = {"setup": time.perf_counter() - start}
-
-    t0 = time.perf_counter()
-    initial = evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device)
-    timing["initial_eval"] = time.perf_counter() - t0
     stream = list(benchmark.train_stream)
     steps = [stream] if joint else stream  # joint training: one step over every experience
+    checkpointing = usable_checkpointing(checkpointing, strategy, cfg)
+    saved = checkpoint.load(checkpointing.path, cfg.run_id(), cfg.to_dict()) if (
+        checkpointing and checkpointing.resume and checkpointing.path.exists()) else None
+    if saved is not None:
+        progress = Progress(**saved["progress"], resumed_at=len(saved["progress"]["matrix"]))
+        checkpoint.restore(strategy, saved, stream, checkpointing.path)
+    else:
+        setup = time.perf_counter() - start
+        t0 = time.perf_counter()
+        initial = evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device)
+        progress = Progress(initial, extras={"joint": True} if joint else {}, setup_s=setup,
+                            initial_eval_s=time.perf_counter() - t0)
     reporter.start_run(f"{cfg.benchmark}/{cfg.strategy}/{cfg.scenario}/seed {cfg.seed}")
-    extras: dict[str, list] = {"joint": True} if joint else {}
-    matrix, train_s, eval_s, error = train_and_evaluate(strategy, benchmark, steps, cfg, reporter, extras)
-    timing.update(train=train_s, eval=eval_s, train_total=sum(train_s), eval_total=sum(eval_s),
-                  total=time.perf_counter() - start)
+    error = train_and_evaluate(strategy, benchmark, steps, cfg, reporter, progress, checkpointing)
+    timing = {"setup": progress.setup_s, "initial_eval": progress.initial_eval_s, "train": progress.train_s,
+              "eval": progress.eval_s, "train_total": sum(progress.train_s), "eval_total": sum(progress.eval_s),
+              "total": time.perf_counter() - start}
+    if progress.resumed_at is not None:
+        timing["resumed_at_experience"] = progress.resumed_at
     status = "ok" if error is None else error.pop("status")
+    matrix = progress.matrix
     return RunRecord(
         run_id=cfg.run_id(), benchmark=cfg.benchmark, strategy=cfg.strategy, scenario=cfg.scenario,
-        seed=cfg.seed, config=cfg.to_dict(), experiences=benchmark.describe(), initial_accuracy=initial,
-        accuracy_matrix=matrix, metrics=summarize(matrix, initial) if error is None else summarize([]),
+        seed=cfg.seed, config=cfg.to_dict(), experiences=benchmark.describe(), initial_accuracy=progress.initial,
+        accuracy_matrix=matrix, metrics=summarize(matrix, progress.initial) if error is None else summarize([]),
         timing=timing, model=model_stats(strategy.model), status=status, error=error,
-        extras=extras, env=env,
+        extras=progress.extras, env=env,
     )
+
+
+def usable_checkpointing(checkpointing: Checkpointing | None, strategy, cfg: RunConfig) -> Checkpointing | None:
+    """`checkpointing`, or None (with a warning) when the strategy keeps state a checkpoint cannot hold yet."""
+    if checkpointing is None or checkpointing.policy == "none":
+        return None
+    unsupported = checkpoint.unsupported_plugins(strategy)
+    if unsupported:
+        warnings.warn(f"{cfg.strategy}: no checkpoints ({', '.join(unsupported)} cannot be saved yet); "
+                      "this run cannot resume if it is stopped", CheckpointWarning, stacklevel=2)
+        return None
+    return checkpointing
 
 
 def collect_extras(strategy, extras: dict[str, list]) -> None:
@@ -162,31 +213,29 @@ def collect_extras(strategy, extras: dict[str, list]) -> None:
 
 
 def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConfig, reporter: Reporter,
-                       extras: dict[str, list]):
-    """Train on each step, evaluate on every test experience after it, collect plugins' extras.
+                       progress: Progress, checkpointing: Checkpointing | None = None) -> dict | None:
+    """Train on each step not yet in `progress`, evaluate on every test experience after it, collect
+    plugins' extras, and write the checkpoint when its policy says so.
 
-    Returns (matrix, train seconds, eval seconds, error); error is None, or a dict with
-    `status` ("diverged" or "failed") and where it happened.
+    Returns None, or a dict with `status` ("diverged" or "failed") and where it happened.
     """
-    matrix: list[list[float]] = []
-    train_s: list[float] = []
-    eval_s: list[float] = []
-    for i, step in enumerate(steps):
+    for i in range(len(progress.matrix), len(steps)):
         reporter.start_experience(i, len(steps))
         t0 = time.perf_counter()
         try:
-            strategy.train(step)
+            strategy.train(steps[i])
         except Diverged as exc:
-            return matrix, train_s, eval_s, {"status": "diverged", **exc.where}
+            return {"status": "diverged", **exc.where}
         except Exception as exc:  # recorded; the CLI reports it in one line
             if os.environ.get("CLBENCH_DEBUG"):
                 raise
-            return matrix, train_s, eval_s, {"status": "failed", "experience": i, "type": type(exc).__name__,
-                                             "message": str(exc)}
-        train_s.append(time.perf_counter() - t0)
-        collect_extras(strategy, extras)
+            return {"status": "failed", "experience": i, "type": type(exc).__name__, "message": str(exc)}
+        progress.train_s.append(time.perf_counter() - t0)
+        collect_extras(strategy, progress.extras)
         t0 = time.perf_counter()
-        matrix.append(evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device))
-        eval_s.append(time.perf_counter() - t0)
-        reporter.end_experience(i, len(steps), matrix[-1], train_s[-1])
-    return matrix, train_s, eval_s, None
+        progress.matrix.append(evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device))
+        progress.eval_s.append(time.perf_counter() - t0)
+        if checkpointing is not None and checkpointing.writes_after(i, len(steps)):
+            checkpoint.save(checkpointing.path, checkpoint.capture(strategy, progress.state_dict(), cfg))
+        reporter.end_experience(i, len(steps), progress.matrix[-1], progress.train_s[-1])
+    return None

@@ -21,6 +21,7 @@ from torch import nn
 from clbench.config import RunConfig, with_values
 from clbench.nn import MultiHead, build_model
 from clbench.nn.optim import make_optimizer, parameter_groups
+from clbench.state import AttributeState
 
 if TYPE_CHECKING:
     from clbench.benchmarks.store import Benchmark
@@ -93,11 +94,12 @@ def planned_iterations(strategy) -> int:
     return getattr(strategy, "iteration_budget", 0) or strategy.train_epochs * max(1, len(strategy.dataloader))
 
 
-class MethodPlugin(SupervisedPlugin):
+class MethodPlugin(AttributeState, SupervisedPlugin):
     """An Avalanche plugin whose hyperparameters are one frozen config: the method's registered defaults.
 
     `Plugin()` takes the defaults, `Plugin(config)` a config, `Plugin(key=value, ...)` the defaults
-    with some keys changed (checked like `--set`); the result is `plugin.config`.
+    with some keys changed (checked like `--set`); the result is `plugin.config`. Its state for a
+    checkpoint: the attributes in `state_keys`, or its own `state_dict` / `load_state_dict`.
     """
 
     config_class: ClassVar[type]

@@ -86,9 +86,8 @@ def test_lwf_loss_after_the_second_experience(units, weighting, expected):
 
     alpha = 0.5 if weighting == "alpha" else 1.0
     plugin = LwFVariantsPlugin(alpha=alpha, temperature=2.0, distill_units=units, weighting=weighting)
-    plugin.trained, plugin.previous_model, plugin.previous_units = 1, torch.nn.Identity(), [0]
-    plugin.lwf.prev_model = torch.nn.Identity()  # Avalanche's distillation after an experience of class 0
-    plugin.lwf.prev_classes_by_task[0] = {0}
+    plugin.load_state_dict({"trained": 1, "previous_model": None, "units_by_task": {0: [0]}})
+    plugin.previous_model = torch.nn.Identity()  # after an experience of class 0
     plugin.current_units = [1]
     strategy = SimpleNamespace(mb_x=torch.zeros(1, 2), mb_output=torch.zeros(1, 2), model=None,
                                loss=torch.tensor(1.0))

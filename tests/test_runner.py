@@ -130,7 +130,7 @@ def test_evaluate_uses_the_task_head():
     assert accuracy == pytest.approx(float((bench.test[3].targets == 1).float().mean()))
 
 
-def test_plugins_add_their_statistics_to_the_record(monkeypatch):
+def test_plugins_add_their_statistics_to_the_record():
     from avalanche.core import SupervisedPlugin
 
     class Counting(SupervisedPlugin):
@@ -145,15 +145,7 @@ def test_plugins_add_their_statistics_to_the_record(monkeypatch):
             weight_norm = float(strategy.model.head.linear.weight.detach().norm())
             return {"experiences_seen": self.seen, "weight_norm": weight_norm}
 
-    original = runner.build
-
-    def build_with_counter(cfg, reporter=None):
-        bench, strategy = original(cfg, reporter)
-        strategy.plugins.append(Counting())
-        return bench, strategy
-
-    monkeypatch.setattr(runner, "build", build_with_counter)
-    record = runner.run(quick())
+    record = runner.run(quick(), plugins=[Counting()])
     assert record.extras["experiences_seen"] == [1, 2, 3, 4, 5]
     assert len(record.extras["weight_norm"]) == 5 and all(v > 0 for v in record.extras["weight_norm"])
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from avalanche.models import MultiTaskModule
-from avalanche.training import EWC, Cumulative, JointTraining, LearningWithoutForgetting, Naive, Replay
+from avalanche.models.utils import avalanche_forward
+from avalanche.training import EWC, Cumulative, JointTraining, Naive, Replay
 from avalanche.training.plugins import SynapticIntelligencePlugin
 
 from clbench.config import RunConfig
@@ -85,13 +86,22 @@ def seen_units_distillation(out: torch.Tensor, prev_out: torch.Tensor, previous_
     return F.kl_div(log_p[:, :len(previous_units)], q, reduction="batchmean")
 
 
+def previous_units_distillation(out: torch.Tensor, prev_out: torch.Tensor, units: list[int],
+                                temperature: float) -> torch.Tensor:
+    """KL divergence from the previous model's softmax over `units` to the current model's (Avalanche's LwF)."""
+    log_p = torch.log_softmax(out[:, units] / temperature, dim=1)
+    q = torch.softmax(prev_out[:, units] / temperature, dim=1)
+    return F.kl_div(log_p, q, reduction="batchmean")
+
+
 class LwFVariantsPlugin(SupervisedPlugin):
     """Learning without forgetting: Avalanche's distillation, with van de Ven & Tolias's variant as two options.
 
-    `distill_units="seen"` (one shared head): the distillation covers the current experience's
-    units too (`seen_units_distillation`); "previous" is Avalanche's (`LearningWithoutForgetting`).
+    The previous model's outputs are distilled over the units of the classes of earlier experiences,
+    per task head (`distill_units="previous"`, Avalanche's `LwFPlugin` exactly at the defaults), or
+    over those and the current experience's units (`"seen"`, one shared head; `seen_units_distillation`).
     `weighting="1/t"`: after t experiences the loss is (1/t)·CE + (1 − 1/t)·T²·KD; "alpha" is
-    Avalanche's CE + alpha·KD. At the defaults this is Avalanche's `LwFPlugin` exactly.
+    Avalanche's CE + alpha·KD.
     """
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0, distill_units: str = "previous",
@@ -99,45 +109,64 @@ class LwFVariantsPlugin(SupervisedPlugin):
         super().__init__()
         self.alpha, self.temperature = alpha, temperature
         self.distill_units, self.weighting = distill_units, weighting
-        self.lwf = LearningWithoutForgetting(alpha, temperature)  # Avalanche's, for distill_units="previous"
-        self.previous_model: torch.nn.Module | None = None  # for distill_units="seen"
-        self.previous_units: list[int] = []
+        self.previous_model: torch.nn.Module | None = None
+        self.units_by_task: dict[int, set[int]] = {}  # classes of the earlier experiences, per task label
         self.current_units: list[int] = []
         self.trained = 0  # experiences trained so far
-
-    def seen_units(self, strategy) -> bool:
-        """Whether this model takes the seen-units distillation (one shared head only)."""
-        return self.distill_units == "seen" and not isinstance(strategy.model, MultiTaskModule)
+        self._pending_model: dict | None = None  # a checkpoint's previous model, loaded when training resumes
 
     def before_training_exp(self, strategy, **kwargs):
+        if self._pending_model is not None:
+            self.previous_model = copy.deepcopy(strategy.model)
+            self.previous_model.load_state_dict(self._pending_model)
+            self._pending_model = None
         self.current_units = sorted(int(c) for c in strategy.experience.classes_in_this_experience)
 
-    def weighted_distillation(self, strategy) -> torch.Tensor | float:
-        """alpha x the distillation term (alpha is 1 under weighting 1/t)."""
-        if not self.seen_units(strategy):
-            return self.lwf(strategy.mb_x, strategy.mb_output, strategy.model)
+    def distillation(self, strategy) -> torch.Tensor | float:
+        """The distillation term, summed over the heads of a multi-task model."""
         if self.previous_model is None:
             return 0
-        with torch.no_grad():
-            prev_out = self.previous_model(strategy.mb_x)
-        return self.alpha * seen_units_distillation(strategy.mb_output, prev_out, self.previous_units,
-                                                    self.current_units, self.temperature)
+        x = strategy.mb_x
+        if isinstance(self.previous_model, MultiTaskModule):  # every head of earlier tasks
+            with torch.no_grad():
+                previous = avalanche_forward(self.previous_model, x, None)
+            current = avalanche_forward(strategy.model, x, None)
+        else:
+            with torch.no_grad():
+                previous = {0: self.previous_model(x)}
+            current = {0: strategy.mb_output}
+            if self.distill_units == "seen":
+                return seen_units_distillation(current[0], previous[0], sorted(self.units_by_task.get(0, ())),
+                                               self.current_units, self.temperature)
+        loss = 0
+        for task, prev_out in previous.items():
+            if task in self.units_by_task:
+                loss += previous_units_distillation(current[task], prev_out, list(self.units_by_task[task]),
+                                                    self.temperature)
+        return loss
 
     def before_backward(self, strategy, **kwargs):
         if self.weighting == "alpha":
-            strategy.loss += self.weighted_distillation(strategy)
+            strategy.loss += self.alpha * self.distillation(strategy)
         else:
             t = self.trained + 1  # experiences trained so far, this one included
-            strategy.loss = (strategy.loss / t
-                             + (1 - 1 / t) * self.temperature ** 2 * self.weighted_distillation(strategy))
+            strategy.loss = strategy.loss / t + (1 - 1 / t) * self.temperature ** 2 * self.distillation(strategy)
 
     def after_training_exp(self, strategy, **kwargs):
         self.trained += 1
-        if self.seen_units(strategy):
-            self.previous_model = copy.deepcopy(strategy.model)
-            self.previous_units = sorted(set(self.previous_units) | set(self.current_units))
-        else:
-            self.lwf.post_adapt(strategy, strategy.experience)
+        self.previous_model = copy.deepcopy(strategy.model)
+        dataset = strategy.experience.dataset
+        for task in dataset.targets_task_labels.uniques:
+            classes = set(dataset.task_set[task].targets.uniques)
+            self.units_by_task[task] = self.units_by_task.get(task, set()).union(classes)
+
+    def state_dict(self) -> dict:
+        return {"trained": self.trained, "units_by_task": {t: sorted(u) for t, u in self.units_by_task.items()},
+                "previous_model": None if self.previous_model is None else self.previous_model.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trained, self._pending_model = state["trained"], state["previous_model"]
+        self.units_by_task = {task: set(units) for task, units in state["units_by_task"].items()}
 
 
 def build_lwf(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:

@@ -51,6 +51,7 @@ class HebbianPlugin(MethodPlugin):
     """
 
     config_class = HebbianConfig
+    state_keys = ("writes",)  # the traces live in the model's buffers
 
     def __init__(self, config: HebbianConfig | None = None, *, flush_denormals: bool = True, **hparams):
         super().__init__(config, **hparams)

@@ -74,6 +74,7 @@ class KWinnersPlugin(MethodPlugin):
     """
 
     config_class = KWinnersConfig
+    state_keys = ("train_activity", "eval_activity")  # the rest lives in the model's buffers
 
     def __init__(self, config: KWinnersConfig | None = None, *, probe_samples: int = 2048, **hparams):
         super().__init__(config, **hparams)

@@ -65,6 +65,7 @@ class SparseSynapsesPlugin(MethodPlugin):
     """
 
     config_class = SparseSynConfig
+    state_keys = ("iteration", "step", "steps_total", "pruned", "regrown", "grown")
 
     def __init__(self, config: SparseSynConfig | None = None, *, seed: int = 0,
                  input_shape: tuple[int, ...] | None = None, **hparams):
@@ -77,6 +78,14 @@ class SparseSynapsesPlugin(MethodPlugin):
         self._saved: list[Tensor] = []  # their values before the optimizer step
         self.iteration = self.step = self.steps_total = 0
         self.pruned = self.regrown = self.grown = 0  # topology prunes and regrowths; growth per experience
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "frozen": dict(self.frozen), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.frozen = dict(state["frozen"])
+        self.generator.set_state(state["generator"])
 
     # ------------------------------------------------------------ callbacks
     def before_training_exp(self, strategy, **kwargs):
