@@ -24,6 +24,7 @@ import torch
 
 from clbench import __version__
 from clbench.errors import ClbenchError
+from clbench.records import MODEL_SUFFIX
 
 FORMAT = 1
 POLICIES = ("every", "last", "none")
@@ -33,10 +34,6 @@ class CheckpointError(ClbenchError):
     """A checkpoint that cannot be used: corrupt, from another config, version or format."""
 
     exit_code = 1
-
-
-class CheckpointWarning(UserWarning):
-    """A run that cannot keep checkpoints (a plugin whose state cannot be saved yet)."""
 
 
 @dataclass(frozen=True)
@@ -128,10 +125,6 @@ def _adapters() -> dict[type, tuple[Callable, Callable]]:
             SynapticIntelligencePlugin: (_si_state, _load_si)}
 
 
-# Plugins that keep state across experiences that no checkpoint holds yet: a run with one keeps no checkpoint.
-UNSUPPORTED = ("ReplayPlugin", "PathPlasticPlugin")
-
-
 def adapter_for(plugin) -> tuple[Callable, Callable] | None:
     """(state_dict, load_state_dict) for `plugin`: its own methods, an adapter, or None if it keeps no state."""
     if callable(getattr(plugin, "state_dict", None)) and callable(getattr(plugin, "load_state_dict", None)):
@@ -141,10 +134,6 @@ def adapter_for(plugin) -> tuple[Callable, Callable] | None:
         if found:
             return found
     return None
-
-
-def unsupported_plugins(strategy) -> list[str]:
-    return [type(p).__name__ for p in strategy.plugins if type(p).__name__ in UNSUPPORTED]
 
 
 def keyed_plugins(strategy) -> dict[str, Any]:
@@ -257,7 +246,21 @@ def save(path: Path, state: dict[str, Any]) -> None:
 
 def load(path: Path, run_id: str, config: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint of the run `run_id` with `config`, or a CheckpointError naming the file and the fix."""
-    fix = "delete it, or run with --no-resume to start over"
+    state = _read(path)
+    if state.get("run_id") != run_id or state.get("config") != config:
+        saved = state.get("config") or {}
+        differ = sorted(k for k in set(config) | set(saved) if config.get(k) != saved.get(k))
+        raise CheckpointError(f"checkpoint '{path}' belongs to another config (differs in "
+                              f"{', '.join(differ) or 'its run id'}): {RESTART}.")
+    return state
+
+
+RESTART = "delete it, or run with --no-resume to start over"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents, or a CheckpointError: unreadable, not a checkpoint, another format or version."""
+    fix = RESTART
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # truncated, corrupt, or not a checkpoint at all
@@ -270,9 +273,58 @@ def load(path: Path, run_id: str, config: dict[str, Any]) -> dict[str, Any]:
     if state.get("clbench") != __version__:
         raise CheckpointError(f"checkpoint '{path}' was written by clbench {state.get('clbench')}, this is "
                               f"{__version__}: {fix}.")
-    if state.get("run_id") != run_id or state.get("config") != config:
-        differ = sorted(k for k in set(config) | set(state.get("config") or {})
-                        if config.get(k) != (state.get("config") or {}).get(k))
-        raise CheckpointError(f"checkpoint '{path}' belongs to another config (differs in "
-                              f"{', '.join(differ) or 'its run id'}): {fix}.")
     return state
+
+
+# --------------------------------------------------------------- saved models
+@dataclass(frozen=True)
+class ModelShape:
+    """What a strategy's builder reads of a benchmark to build its model: the input and the output heads."""
+
+    input_shape: tuple[int, ...]
+    n_heads: int
+    head_size: int
+
+
+def save_model(path: Path, model: torch.nn.Module, cfg, shape: ModelShape) -> Path:
+    """Keep a trained model: its weights (and topology), the resolved config and the shape it was built for."""
+    save(path, {"kind": "model", "run_id": cfg.run_id(), "config": cfg.to_dict(), "model": model.state_dict(),
+                "shape": {"input_shape": list(shape.input_shape), "n_heads": shape.n_heads,
+                          "head_size": shape.head_size}})
+    return path
+
+
+def read_model_file(path: Path) -> dict[str, Any]:
+    """The contents of a `--save-model` file, or a CheckpointError that says what the file is not."""
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise CheckpointError(f"no model file '{path}': give the {MODEL_SUFFIX} file that "
+                              "'clbench run --save-model' wrote.") from None
+    except Exception as exc:
+        raise CheckpointError(f"cannot read model file '{path}' ({type(exc).__name__}): give the {MODEL_SUFFIX} "
+                              "file that 'clbench run --save-model' wrote.") from None
+    if not isinstance(state, dict) or state.get("kind") != "model" or state.get("format") != FORMAT:
+        raise CheckpointError(f"'{path}' is not a clbench model file (format {FORMAT}): give the {MODEL_SUFFIX} "
+                              "file that 'clbench run --save-model' wrote.")
+    return state
+
+
+def build_saved_model(state: dict[str, Any], **run: Any) -> tuple[Any, torch.nn.Module]:
+    """(its RunConfig, the model with its weights) for the contents of a model file."""
+    from clbench.config import config_from_dict
+    from clbench.harness import output_masks
+    from clbench.registry import STRATEGIES
+
+    cfg = config_from_dict(state["config"], **run)
+    shape = ModelShape(tuple(state["shape"]["input_shape"]), state["shape"]["n_heads"], state["shape"]["head_size"])
+    model = STRATEGIES.get(cfg.strategy).load_builder()(cfg, shape, []).model
+    for mask in output_masks(cfg.train, cfg.scenario, shape.n_heads, shape.head_size):
+        mask.attach(model)
+    model.load_state_dict(state["model"])
+    return cfg, model.eval()
+
+
+def load_model(path: str | Path) -> torch.nn.Module:
+    """The model a `clbench run --save-model` kept, rebuilt from its config, in eval mode."""
+    return build_saved_model(read_model_file(Path(path)), device="cpu")[1]

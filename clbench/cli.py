@@ -99,13 +99,15 @@ def build_configs(options: dict[str, Any]) -> list[RunConfig]:
                                       "last only, or never")
 @click.option("--keep-checkpoint", is_flag=True, help="keep the checkpoint once the record is written")
 @click.option("--no-resume", is_flag=True, help="start over even if a checkpoint of this run exists")
+@click.option("--save-model", is_flag=True, help="keep the trained model in OUT/BENCHMARK/STRATEGY/RUN_ID.model.pt "
+                                                 "(see 'clbench eval')")
 def run(**options: Any) -> None:
     """Train a strategy on a benchmark; print and save the accuracy matrix.
 
     Running the same command again after a stop continues from the run's checkpoint.
     """
     options["set"] = options.pop("set_")
-    from clbench.records import check_out_dir
+    from clbench.records import CHECKPOINT_SUFFIX, MODEL_SUFFIX, check_out_dir, run_file
 
     configs = build_configs(options)
     out = check_out_dir(Path(options["out"]))
@@ -117,11 +119,13 @@ def run(**options: Any) -> None:
     reporter = Reporter(quiet=options["quiet"])
     records = []
     for cfg in configs:
-        saving = Checkpointing(out / cfg.benchmark / cfg.strategy / f"{cfg.run_id()}.ckpt",
+        saving = Checkpointing(run_file(out, cfg.benchmark, cfg.strategy, cfg.run_id(), CHECKPOINT_SUFFIX),
                                options["checkpoint_policy"], resume=not options["no_resume"])
         if saving.resume and saving.policy != "none" and saving.path.exists():
             click.echo(f"clbench: resuming from {saving.path}", err=True)
-        record = run_one(cfg, reporter, saving)
+        model_path = run_file(out, cfg.benchmark, cfg.strategy, cfg.run_id(), MODEL_SUFFIX) \
+            if options["save_model"] else None
+        record = run_one(cfg, reporter, saving, model_path=model_path)
         path = write_record(record, out)
         if not options["keep_checkpoint"]:
             saving.discard()
@@ -156,6 +160,30 @@ def _print_record(record, path: Path) -> None:
     click.echo(f"train {t['train_total']:.2f}s, eval {t['eval_total']:.2f}s, total {t['total']:.2f}s; "
                f"{m['parameters']:,} parameters (density {m['density']:.3f})")
     click.echo(f"record: {path}")
+
+
+@cli.command(name="eval")
+@click.argument("model_file")
+@click.option("--benchmark", "-b", help="benchmark to evaluate on  [default: the one the model was trained on]")
+@click.option("--scenario", type=click.Choice(["class", "task", "domain"]), help="[default: the model's]")
+@click.option("--data-root", type=str, help="data folder  [default: $CLBENCH_DATA_ROOT or the user cache]")
+@click.option("--no-download", is_flag=True, help="never download; fail if the data are missing")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the accuracies as JSON on stdout")
+def eval_(model_file: str, benchmark: str | None, scenario: str | None, data_root: str | None, no_download: bool,
+          device: str, as_json: bool) -> None:
+    """Accuracy of a saved model (`clbench run --save-model`) on every test experience of a benchmark."""
+    from clbench.runner import evaluate_model_file
+
+    result = evaluate_model_file(Path(model_file), benchmark, scenario, data_root=data_root,
+                                 download=not no_download, device=device)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(f"{result['benchmark']} / {result['scenario']}: {result['strategy']} model {result['run_id']}")
+    for j, accuracy in enumerate(result["accuracy"]):
+        click.echo(f"  test experience {j}: {accuracy:.4f}")
+    click.echo(f"  mean: {result['mean']:.4f}")
 
 
 @cli.command(name="list")

@@ -252,6 +252,14 @@ def _owner_map(bench: Entry, strat: Entry) -> dict[str, type]:
     return owners
 
 
+def config_from_dict(data: Mapping[str, Any], **run: Any) -> RunConfig:
+    """The RunConfig a record's or a checkpoint's `config` describes (`run`: device, data_root, ...)."""
+    keys = dict(data)
+    head = {name: keys.pop(name) for name in ("benchmark", "strategy", "scenario", "seed")}
+    return resolve(head["benchmark"], head["strategy"], scenario=head["scenario"], seed=head["seed"],
+                   file_values=keys, **run)
+
+
 def resolve(
     benchmark: str,
     strategy: str,

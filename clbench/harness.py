@@ -16,6 +16,7 @@ from torch import nn
 
 from clbench.benchmarks.store import TensorStore
 from clbench.benchmarks.streams import tensor_batches
+from clbench.errors import UsageError
 from clbench.state import AttributeState
 
 
@@ -157,6 +158,18 @@ class CurrentClassesPlugin(OutputMaskPlugin):
         mask = strategy.model.current_outputs
         mask.copy_(self.experience_mask)
         mask[strategy.mb_y.unique()] = True
+
+
+def output_masks(train, scenario: str, n_heads: int, head_size: int) -> list[OutputMaskPlugin]:
+    """The output-mask plugins `train` (a TrainConfig) asks for; a UsageError for a multi-head model."""
+    masks = []
+    for key, plugin in (("seen_classes_only", SeenClassesPlugin), ("current_classes_only", CurrentClassesPlugin)):
+        if getattr(train, key):
+            if n_heads > 1:
+                raise UsageError(f"{key}=true masks a single head; scenario '{scenario}' has one head per "
+                                 f"task; valid: --scenario class or domain, or {key}=false.")
+            masks.append(plugin(head_size))
+    return masks
 
 
 class Diverged(RuntimeError):

@@ -15,6 +15,13 @@ from typing import Any
 from clbench.errors import UsageError
 
 SCHEMA = 1
+CHECKPOINT_SUFFIX = ".ckpt"  # a run's checkpoint, beside its record
+MODEL_SUFFIX = ".model.pt"  # a run's saved model (clbench run --save-model), beside its record
+
+
+def run_file(out: Path, benchmark: str, strategy: str, run_id: str, suffix: str = ".json") -> Path:
+    """OUT/BENCHMARK/STRATEGY/RUN_ID + suffix: where a run's record, checkpoint and saved model live."""
+    return Path(out) / benchmark / strategy / f"{run_id}{suffix}"
 
 
 @dataclass
@@ -46,7 +53,7 @@ class RunRecord:
         return {**{k: data[k] for k in order}, **{k: v for k, v in data.items() if k not in order}}
 
     def path(self, out: Path) -> Path:
-        return Path(out) / self.benchmark / self.strategy / f"{self.run_id}.json"
+        return run_file(out, self.benchmark, self.strategy, self.run_id)
 
 
 def check_out_dir(out: Path) -> Path:

@@ -12,6 +12,7 @@ import random
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -20,18 +21,17 @@ from torch import nn
 
 from clbench import checkpoint
 from clbench.benchmarks.store import Benchmark, ExperienceData
-from clbench.checkpoint import Checkpointing, CheckpointWarning
-from clbench.config import RunConfig
+from clbench.checkpoint import Checkpointing
+from clbench.config import RunConfig, resolve
 from clbench.errors import UsageError
 from clbench.harness import (
-    CurrentClassesPlugin,
     Diverged,
     DivergenceGuardPlugin,
     IterationBudgetPlugin,
     ProgressPlugin,
     ResetOptimizerPlugin,
-    SeenClassesPlugin,
     TensorBatchesPlugin,
+    output_masks,
 )
 from clbench.metrics import summarize
 from clbench.progress import Reporter
@@ -101,13 +101,7 @@ def build(cfg: RunConfig, reporter: Reporter | None = None, plugins: Sequence = 
         harness.append(ResetOptimizerPlugin())
     if reporter is not None:
         harness.append(ProgressPlugin(reporter.update))
-    masks = []
-    for key, plugin in (("seen_classes_only", SeenClassesPlugin), ("current_classes_only", CurrentClassesPlugin)):
-        if getattr(cfg.train, key):
-            if benchmark.n_heads > 1:
-                raise UsageError(f"{key}=true masks a single head; scenario '{cfg.scenario}' has one head per "
-                                 f"task; valid: --scenario class or domain, or {key}=false.")
-            masks.append(plugin(benchmark.head_size))
+    masks = output_masks(cfg.train, cfg.scenario, benchmark.n_heads, benchmark.head_size)
     strategy = STRATEGIES.get(cfg.strategy).load_builder()(cfg, benchmark, [*harness, *masks, *plugins])
     for mask in masks:
         mask.attach(strategy.model)
@@ -124,6 +118,7 @@ class Progress:
     matrix: list[list[float]] = field(default_factory=list)
     train_s: list[float] = field(default_factory=list)
     eval_s: list[float] = field(default_factory=list)
+    checkpoint_s: list[float] = field(default_factory=list)  # seconds to write each checkpoint
     extras: dict[str, Any] = field(default_factory=dict)
     setup_s: float = 0.0
     initial_eval_s: float = 0.0
@@ -134,23 +129,25 @@ class Progress:
 
 
 def run(cfg: RunConfig, reporter: Reporter | None = None, checkpointing: Checkpointing | None = None,
-        plugins: Sequence = ()) -> RunRecord:
+        plugins: Sequence = (), model_path: Path | None = None) -> RunRecord:
     """Train `cfg.strategy` on `cfg.benchmark` and return its accuracy matrix and metrics.
 
     With `checkpointing`, a checkpoint is written after experiences (its policy says which) and a run
     whose checkpoint exists continues after the experience it holds. `plugins` are added to the
-    strategy after clbench's own (loggers, probes).
+    strategy after clbench's own (loggers, probes). With `model_path`, a run that ends `ok` keeps
+    its trained model there (`clbench.checkpoint.load_model` reads it).
     """
     with warnings.catch_warnings(record=True) as caught:  # Avalanche resets filters, so collect instead
         warnings.simplefilter("default")
-        record = _run(cfg, reporter or Reporter(quiet=True), checkpointing, plugins)
+        record = _run(cfg, reporter or Reporter(quiet=True), checkpointing, plugins, model_path)
     for w in caught:
         if not any(quiet in str(w.message) for quiet in QUIET_WARNINGS):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return record
 
 
-def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None, plugins: Sequence) -> RunRecord:
+def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None, plugins: Sequence,
+         model_path: Path | None) -> RunRecord:
     start = time.perf_counter()
     cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
     if cfg.threads:
@@ -162,7 +159,8 @@ def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None
     joint = bool(STRATEGIES.get(cfg.strategy).extra.get("joint"))
     stream = list(benchmark.train_stream)
     steps = [stream] if joint else stream  # joint training: one step over every experience
-    checkpointing = usable_checkpointing(checkpointing, strategy, cfg)
+    if checkpointing is not None and checkpointing.policy == "none":
+        checkpointing = None
     saved = checkpoint.load(checkpointing.path, cfg.run_id(), cfg.to_dict()) if (
         checkpointing and checkpointing.resume and checkpointing.path.exists()) else None
     if saved is not None:
@@ -179,9 +177,14 @@ def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None
     timing = {"setup": progress.setup_s, "initial_eval": progress.initial_eval_s, "train": progress.train_s,
               "eval": progress.eval_s, "train_total": sum(progress.train_s), "eval_total": sum(progress.eval_s),
               "total": time.perf_counter() - start}
+    if progress.checkpoint_s:
+        timing["checkpoint"] = progress.checkpoint_s
     if progress.resumed_at is not None:
         timing["resumed_at_experience"] = progress.resumed_at
     status = "ok" if error is None else error.pop("status")
+    if model_path is not None and error is None:
+        shape = checkpoint.ModelShape(benchmark.input_shape, benchmark.n_heads, benchmark.head_size)
+        checkpoint.save_model(model_path, strategy.model, cfg, shape)
     matrix = progress.matrix
     return RunRecord(
         run_id=cfg.run_id(), benchmark=cfg.benchmark, strategy=cfg.strategy, scenario=cfg.scenario,
@@ -190,18 +193,6 @@ def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None
         timing=timing, model=model_stats(strategy.model), status=status, error=error,
         extras=progress.extras, env=env,
     )
-
-
-def usable_checkpointing(checkpointing: Checkpointing | None, strategy, cfg: RunConfig) -> Checkpointing | None:
-    """`checkpointing`, or None (with a warning) when the strategy keeps state a checkpoint cannot hold yet."""
-    if checkpointing is None or checkpointing.policy == "none":
-        return None
-    unsupported = checkpoint.unsupported_plugins(strategy)
-    if unsupported:
-        warnings.warn(f"{cfg.strategy}: no checkpoints ({', '.join(unsupported)} cannot be saved yet); "
-                      "this run cannot resume if it is stopped", CheckpointWarning, stacklevel=2)
-        return None
-    return checkpointing
 
 
 def collect_extras(strategy, extras: dict[str, list]) -> None:
@@ -236,6 +227,34 @@ def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConf
         progress.matrix.append(evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device))
         progress.eval_s.append(time.perf_counter() - t0)
         if checkpointing is not None and checkpointing.writes_after(i, len(steps)):
+            t0 = time.perf_counter()
             checkpoint.save(checkpointing.path, checkpoint.capture(strategy, progress.state_dict(), cfg))
+            progress.checkpoint_s.append(time.perf_counter() - t0)
         reporter.end_experience(i, len(steps), progress.matrix[-1], progress.train_s[-1])
     return None
+
+
+def evaluate_model_file(path: Path, benchmark: str | None = None, scenario: str | None = None,
+                        data_root: str | None = None, download: bool = True, device: str = "auto") -> dict:
+    """Accuracy of a saved model on every test experience of `benchmark` (default: the one it was trained on,
+    with the same benchmark keys, so the same test experiences)."""
+    state = checkpoint.read_model_file(path)
+    device = resolve_device(device)
+    cfg, model = checkpoint.build_saved_model(state, device=device, data_root=data_root, download=download)
+    target = cfg
+    if (benchmark or cfg.benchmark) != cfg.benchmark or (scenario or cfg.scenario) != cfg.scenario:
+        train = {f.name: getattr(cfg.train, f.name) for f in dataclasses.fields(cfg.train)}
+        target = resolve(benchmark or cfg.benchmark, cfg.strategy, scenario=scenario or cfg.scenario, seed=cfg.seed,
+                         file_values=train, device=device, data_root=data_root, download=download)
+    data = BENCHMARKS.get(target.benchmark).load_builder()(target)
+    built_for = checkpoint.ModelShape(tuple(state["shape"]["input_shape"]), state["shape"]["n_heads"],
+                                      state["shape"]["head_size"])
+    given = checkpoint.ModelShape(data.input_shape, data.n_heads, data.head_size)
+    if given != built_for:
+        raise UsageError(f"model '{path}' was built for inputs {built_for.input_shape} and {built_for.n_heads} "
+                         f"head(s) of {built_for.head_size}; {target.benchmark} ({target.scenario}) gives "
+                         f"{given.input_shape} and {given.n_heads} of {given.head_size}: evaluate it on a "
+                         "benchmark and scenario of that shape.")
+    accuracy = evaluate_all(model.to(device), data, target.train.eval_batch_size, device)
+    return {"model": str(path), "run_id": state["run_id"], "strategy": cfg.strategy, "benchmark": target.benchmark,
+            "scenario": target.scenario, "accuracy": accuracy, "mean": sum(accuracy) / len(accuracy)}

@@ -62,3 +62,34 @@ def test_hyperparameters_given_to_the_template_reach_its_plugin():
         SparseSynapses(model=model, optimizer=optimizer, sparse=SparseSynapsesPlugin(), grow=0.05)
     with pytest.raises(TypeError, match="unexpected keyword argument: gorw"):
         SparseSynapses(model=model, optimizer=optimizer, gorw=0.05)
+
+
+@pytest.mark.parametrize("strategy", [e.name for e in STRATEGIES])
+def test_every_trainable_parameter_is_in_the_optimizer_exactly_once_at_every_iteration(strategy):
+    from avalanche.core import SupervisedPlugin
+
+    from clbench import runner
+    from clbench.config import resolve
+
+    class Check(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.checked = 0
+
+        def before_update(self, strategy, **kwargs):
+            held = [id(p) for group in strategy.optimizer.param_groups for p in group["params"]]
+            trainable = {id(p) for p in strategy.model.parameters() if p.requires_grad}
+            assert len(held) == len(set(held)), "a parameter is in the optimizer twice"
+            assert trainable <= set(held), "a trainable parameter is not in the optimizer"
+            self.checked += 1
+
+    rewire_often = {"rewire_every": "1", "rewire_last_epoch": "true"}  # prunes paths and regrows some of them
+    keys = {"iterations": "12", **(rewire_often if strategy == "path_plastic" else {})}
+    cfg = resolve("split_digits", strategy, cli_values=keys, device="cpu")
+    check = Check()
+    runner.seed_everything(0)
+    benchmark, built = runner.build(cfg, plugins=[check])
+    stream = list(benchmark.train_stream)
+    for step in [stream[:3]] if STRATEGIES.get(strategy).extra.get("joint") else stream[:3]:
+        built.train(step)
+    assert check.checked >= 12

@@ -69,14 +69,17 @@ def clamp_second_moments(optimizer: torch.optim.Optimizer) -> None:
             state["exp_avg_sq"].clamp_(min=SECOND_MOMENT_FLOOR)
 
 
-def sync_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
-    """Make the optimizer hold exactly the model's trainable parameters (new ones join the first group)."""
+def sync_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, nn.Parameter]:
+    """Make the optimizer hold exactly the model's trainable parameters, each once (new ones join the first
+    group); returns them by name, in the form Avalanche's optimizer bookkeeping keeps."""
     keep = {id(p) for p in model.parameters() if p.requires_grad}
     present: set[int] = set()
     for group in optimizer.param_groups:
         for p in group["params"]:
             if id(p) not in keep:
                 optimizer.state.pop(p, None)
-        group["params"] = [p for p in group["params"] if id(p) in keep]
-        present |= {id(p) for p in group["params"]}
+        unique = {id(p): p for p in group["params"] if id(p) in keep and id(p) not in present}
+        group["params"] = list(unique.values())
+        present |= set(unique)
     optimizer.param_groups[0]["params"] += [p for p in model.parameters() if p.requires_grad and id(p) not in present]
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}

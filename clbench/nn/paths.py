@@ -188,6 +188,33 @@ class PathPlasticTrunk(nn.Module):
             self.add_path(path)
         return chosen
 
+    def get_extra_state(self) -> dict:
+        """The topology, saved in the trunk's state dict: which paths exist (in order), frozen for which
+        task, training or not; the identity path's state; the random state of growth."""
+        version, internal, gauss = self.rng.getstate()
+        paths = [[a, b, module.frozen, -1 if module.task is None else module.task,
+                  module.gate.requires_grad] for (a, b), module in zip(self.path_list, self.paths.values())]
+        return {"paths": paths, "identity_frozen": self.identity_frozen, "route_by_task": self.route_by_task,
+                "current_task": self.current_task, "rng": [version, list(internal), gauss],
+                "generator": self.generator.get_state()}
+
+    def set_extra_state(self, state: dict) -> None:
+        """Rebuild the saved topology (before the paths' weights are loaded into it)."""
+        modules = {}
+        for a, b, frozen, task, trainable in state["paths"]:
+            key = path_key((a, b))
+            modules[key] = self.paths[key] if key in self.paths else self.add_path((a, b))
+            modules[key].requires_grad_(trainable)
+            if frozen:
+                modules[key].freeze(None if task < 0 else task)
+        self.paths = nn.ModuleDict(modules)
+        if state["identity_frozen"]:
+            self.freeze_identity_path()
+        self.route_by_task, self.current_task = state["route_by_task"], state["current_task"]
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.generator.set_state(state["generator"])
+
     def forward(self, x: Tensor, task_labels: Tensor | None = None) -> Tensor:
         if self.route_by_task and task_labels is None and self.training:
             raise ValueError("route_by_task needs the task labels in training: wrap the trunk in a model that "

@@ -14,12 +14,13 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from avalanche.models import MultiTaskModule
 from avalanche.models.utils import avalanche_forward
-from avalanche.training import EWC, Cumulative, JointTraining, Naive, Replay
+from avalanche.training import EWC, Cumulative, JointTraining, Naive
 from avalanche.training.plugins import SynapticIntelligencePlugin
 
 from clbench.config import RunConfig
 from clbench.errors import UsageError
 from clbench.strategies.base import template_kwargs
+from clbench.strategies.baselines.replay import ResumableReplayPlugin
 
 if TYPE_CHECKING:
     from clbench.benchmarks.store import Benchmark
@@ -178,5 +179,6 @@ def build_lwf(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
     return Naive(**template_kwargs(cfg, benchmark, [*plugins, lwf]))
 
 
-def build_replay(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Replay:
-    return Replay(**template_kwargs(cfg, benchmark, plugins), mem_size=cfg.method.mem_size)
+def build_replay(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
+    """Avalanche's `Replay` (its plugin after the others), with a memory a checkpoint can hold."""
+    return Naive(**template_kwargs(cfg, benchmark, [*plugins, ResumableReplayPlugin(cfg.method.mem_size)]))

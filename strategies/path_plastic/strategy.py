@@ -49,6 +49,7 @@ class PathPlasticPlugin(MethodPlugin):
     """
 
     config_class = PathPlasticConfig
+    state_keys = ("iteration", "epoch", "settled", "pruned", "grown", "rewires", "settle_removed", "rewire_seconds")
 
     def __init__(self, config: PathPlasticConfig | None = None, **hparams):
         super().__init__(config, **hparams)
@@ -88,7 +89,7 @@ class PathPlasticPlugin(MethodPlugin):
             module.freeze(trunk.current_task)
         if self.config.keep_paths:  # the identity path carried this experience too: keep it with its paths
             trunk.freeze_identity_path()
-        sync_optimizer(strategy.optimizer, strategy.model)
+        self.sync(strategy)
 
     def _kept_and_free(self, trunk: PathPlasticTrunk) -> tuple[dict, dict]:
         """The free paths to keep for this experience (best |gate|, within the budget) and the others."""
@@ -105,11 +106,19 @@ class PathPlasticPlugin(MethodPlugin):
             trunk.remove_path(path)
             self.settle_removed += 1
         self.settled = True
-        sync_optimizer(strategy.optimizer, strategy.model)
+        self.sync(strategy)
 
     def _settling(self, strategy) -> bool:
         """Whether this experience has reached its last `settle_fraction` (of the budget, or epochs x batches)."""
         return self.iteration >= (1 - self.config.settle_fraction) * planned_iterations(strategy)
+
+    @staticmethod
+    def sync(strategy) -> None:
+        """The optimizer holds the trainable parameters once each; Avalanche's record of what it optimizes
+        (`optimized_param_id`, read at the next experience) is kept in step, so it adds none of them again."""
+        optimized = sync_optimizer(strategy.optimizer, strategy.model)
+        if getattr(strategy, "optimized_param_id", None) is not None:
+            strategy.optimized_param_id = optimized
 
     # ------------------------------------------------------------- rewiring
     @torch.no_grad()
@@ -135,7 +144,7 @@ class PathPlasticPlugin(MethodPlugin):
             if not self.config.register_new_params:
                 module.requires_grad_(False)
             self.grown += 1
-        sync_optimizer(strategy.optimizer, strategy.model)
+        self.sync(strategy)
 
     # ------------------------------------------------------------ statistics
     def record_extras(self, strategy) -> dict:
