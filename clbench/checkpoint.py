@@ -12,9 +12,7 @@ test over the registry.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -24,7 +22,7 @@ import torch
 
 from clbench import __version__
 from clbench.errors import ClbenchError
-from clbench.records import MODEL_SUFFIX
+from clbench.records import MODEL_SUFFIX, write_atomic
 
 FORMAT = 1
 POLICIES = ("every", "last", "none")
@@ -233,15 +231,7 @@ def restore(strategy, saved: dict[str, Any], stream: list, path: Path) -> None:
 # ------------------------------------------------------------------ on disk
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write a checkpoint atomically (temp file in the same folder, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": FORMAT, "clbench": __version__, **state}, handle)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda handle: torch.save({"format": FORMAT, "clbench": __version__, **state}, handle))
 
 
 def load(path: Path, run_id: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 from clbench.errors import UsageError
 
@@ -73,23 +73,29 @@ def current_umask() -> int:
     return mask
 
 
-def write_json_atomic(data: Any, path: Path) -> Path:
-    """Write JSON to `path` via a temp file in the same folder and a rename."""
+def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call `write(handle)` on a temp file in `path`'s folder, then rename it to `path`: a reader sees the
+    old file or the whole new one, never a half-written one."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise UsageError(f"cannot write '{path}': a file stands where a folder is needed.") from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private; a record is an ordinary file
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, allow_nan=False)
-            handle.write("\n")
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private; the result is an ordinary file
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def write_json_atomic(data: Any, path: Path) -> Path:
+    """Write JSON to `path` atomically (`write_atomic`)."""
+    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
+    return write_atomic(path, lambda handle: handle.write(text.encode()))
 
 
 def write_record(record: RunRecord, out: Path) -> Path:
