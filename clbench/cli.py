@@ -6,6 +6,7 @@ imports torch and Avalanche when it starts training.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -160,6 +161,104 @@ def _print_record(record, path: Path) -> None:
     click.echo(f"train {t['train_total']:.2f}s, eval {t['eval_total']:.2f}s, total {t['total']:.2f}s; "
                f"{m['parameters']:,} parameters (density {m['density']:.3f})")
     click.echo(f"record: {path}")
+
+
+@cli.command()
+@click.argument("sweep_file", required=False)
+@click.option("--benchmark", "-b", help="benchmarks, comma-separated")
+@click.option("--strategy", "-s", help="strategies, comma-separated")
+@click.option("--scenario", help="scenarios, comma-separated  [default: each benchmark's]")
+@click.option("--seeds", help="seed range or list, e.g. 0-2 or 0,3,7  [default: 0]")
+@click.option("--set", "set_", multiple=True, metavar="KEY=V1,V2",
+              help="a key for every cell, or a grid axis (list-valued keys: hidden=400,400/1000,1000); repeatable")
+@click.option("--config", type=str, help="TOML file of keys for every cell")
+@click.option("--out", type=str, default="results", show_default=True, help="folder for result records")
+@click.option("--data-root", type=str, help="data folder, as seen on each worker  [default: its $CLBENCH_DATA_ROOT "
+                                            "or user cache]")
+@click.option("--no-download", is_flag=True, help="never download; a cell fails if its data are missing")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--address", help="join a running Ray cluster: auto or HOST:PORT  [default: start a local one]")
+@click.option("--cpus", type=click.IntRange(min=1), help="CPUs of the local Ray  [default: every core]")
+@click.option("--cpus-per-run", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPUs (and torch threads) of each cell")
+@click.option("--gpus-per-run", type=click.FloatRange(min=0), default=0, show_default=True, help="GPUs of each cell")
+@click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
+              help="reruns of a cell that fails, diverges or loses its worker")
+@click.option("--force", is_flag=True, help="rerun cells whose record exists")
+@click.option("--retry-failed", is_flag=True, help="rerun only the cells whose record says failed or diverged")
+@click.option("--checkpoint", "checkpoint_policy", type=click.Choice(["every", "none"]), default="every",
+              show_default=True, help="checkpoint each cell after every experience (a retried cell resumes)")
+@click.option("--dry-run", is_flag=True, help="list the cells with their run ids and whether their record exists")
+@click.option("--yes", is_flag=True, help=f"run a grid of more than {10_000:,} cells")
+@click.option("--quiet", "-q", is_flag=True, help="no progress line")
+def sweep(sweep_file: str | None, **options: Any) -> None:
+    """Run a grid of cells on Ray: from flags (comma lists expand as a product) or a TOML SWEEP_FILE.
+
+    Cells whose record exists are skipped: run the same command again to continue a stopped sweep.
+    """
+    from clbench import grid as grids
+
+    if sweep_file and any(options[k] for k in ("benchmark", "strategy", "scenario", "seeds", "config")):
+        raise UsageError("give a sweep file or -b/-s/--scenario/--seeds/--config flags, not both; --set works "
+                         "with either.")
+    run = {"device": options["device"], "data_root": options["data_root"], "download": not options["no_download"]}
+    groups = grids.groups_from_file(sweep_file) if sweep_file else [grids.group_from_flags(
+        options["benchmark"], options["strategy"], options["scenario"], options["seeds"], config=options["config"])]
+    if options["set_"]:
+        extra = grids.group_from_flags("x", "x", None, None, options["set_"]).axes
+        groups = [dataclasses.replace(g, axes={**g.axes, **extra}) for g in groups]
+    grid = grids.build_grid(groups, run, allow_large=options["yes"])
+    from clbench.records import check_out_dir
+
+    out = check_out_dir(Path(options["out"]))
+    if options["dry_run"]:
+        _print_cells(grid, out)
+        return
+    _run_sweep(grid, out, options)
+
+
+def _print_cells(grid, out: Path) -> None:
+    from clbench.grid import varied_keys
+    from clbench.sweep import existing_record
+
+    for line in grid.left_out:
+        click.echo(f"left out: {line}")
+    counts: dict[str, int] = {}
+    labels = varied_keys(grid)
+    for cfg in grid.cells:
+        record = existing_record(out, cfg)
+        state = "missing" if record is None else f"exists ({record.get('status')})"
+        counts[state] = counts.get(state, 0) + 1
+        click.echo(f"{cfg.benchmark:<16} {cfg.strategy:<13} {cfg.scenario:<6} seed {cfg.seed:<3} {cfg.run_id()}  "
+                   f"{state:<14} {labels[cfg.run_id()]}".rstrip())
+    click.echo(f"{len(grid.cells)} cells: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+
+
+def _run_sweep(grid, out: Path, options: dict[str, Any]) -> None:
+    from clbench import report as rep
+    from clbench import tables
+    from clbench.progress import SweepReporter
+    from clbench.sweep import SweepOptions, plan, run_sweep
+
+    sweep_options = SweepOptions(out=out, address=options["address"], cpus=options["cpus"],
+                                 cpus_per_run=options["cpus_per_run"], gpus_per_run=options["gpus_per_run"],
+                                 retries=options["retries"], force=options["force"],
+                                 retry_failed=options["retry_failed"], checkpoint=options["checkpoint_policy"],
+                                 data_root=options["data_root"], download=not options["no_download"],
+                                 device=options["device"])
+    for line in grid.left_out:
+        click.echo(f"clbench: left out {line}", err=True)
+    to_run, kept = plan(grid, sweep_options)
+    reporter = SweepReporter(len(to_run), len(kept), quiet=options["quiet"])
+    result = run_sweep(grid, sweep_options, reporter)
+    click.echo(f"sweep: {result.ran} cell(s) run, {result.skipped} skipped (record exists), {result.failed} failed; "
+               f"{result.wall_s:.1f}s (Ray start {result.ray_start_s:.1f}s)")
+    ok = [r for r in result.records if r.get("status") == "ok"]
+    if ok:
+        click.echo(tables.render(rep.aggregate(rep.records_frame(ok)), rep.check_metrics(None), "table"))
+    if result.failed:
+        raise ClbenchError(f"{result.failed} cell(s) failed (their records say why); rerun them with "
+                           "'--retry-failed'.")
 
 
 @cli.command(name="eval")

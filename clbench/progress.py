@@ -43,3 +43,56 @@ class Reporter:
                 f"mean acc on seen {sum(seen) / len(seen):.4f}, on all {sum(row) / len(row):.4f}")
         self.stream.write(("\r" + line + " " * 10 + "\n") if self.tty else line + "\n")
         self.stream.flush()
+
+
+class SweepReporter:
+    """One progress line for a sweep: cells done / running / failed / skipped, elapsed, ETA from finished cells.
+
+    On a terminal the line is redrawn in place; otherwise one line per finished cell. Called as
+    `reporter(kind, record)` by `clbench.sweep.run_sweep`.
+    """
+
+    def __init__(self, cells: int, skipped: int, stream: TextIO | None = None, quiet: bool = False,
+                 tty: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.cells, self.skipped = cells, skipped
+        self.done = self.failed = self.retried = 0
+        self.slots = 1
+        self.cell_seconds: list[float] = []
+        self.started = time.monotonic()
+
+    def __call__(self, kind: str, record: dict) -> None:
+        if kind == "start":
+            self.slots, self.started = max(1, record["slots"]), time.monotonic()
+        elif kind == "retry":
+            self.retried += 1
+        elif kind == "done":
+            self.done += 1
+            self.failed += record["status"] != "ok"
+            self.cell_seconds.append(record.get("timing", {}).get("worker_wall", 0.0))
+        if not self.quiet and (self.tty or kind == "done"):
+            end = "" if self.tty and self.done < self.cells else "\n"
+            self.stream.write(("\r" if self.tty else "") + self.line() + end)
+            self.stream.flush()
+
+    def line(self) -> str:
+        left = self.cells - self.done
+        elapsed = time.monotonic() - self.started
+        eta = ""
+        if self.cell_seconds and left:
+            eta = f", ETA {duration(sum(self.cell_seconds) / len(self.cell_seconds) * left / self.slots)}"
+        retried = f", {self.retried} retried" if self.retried else ""
+        return (f"sweep: {self.done}/{self.cells} done, {min(left, self.slots)} running, {self.failed} failed"
+                f"{retried}, {self.skipped} skipped; {duration(elapsed)} elapsed{eta}")
+
+
+def duration(seconds: float) -> str:
+    """12s, 3m05s, 2h07m."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
