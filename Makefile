@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# The main job: sparse dynamic synapses on the offline digits benchmark, seconds per run.
+# The main job: the plastic learners against naive on the offline digits benchmark (task-incremental, seed 0),
+# one small sweep on a local Ray, then its report table. Cells whose record exists are skipped.
 run: install
-	$(BIN)/clbench run --benchmark split_digits --strategy sparse_syn --seed 0
+	$(BIN)/clbench sweep --benchmark split_digits --strategy naive,sparse_syn,kwinners,hebbian --scenario task \
+		--seeds 0
 
 # Lint (pyflakes, pycodestyle, import order; settings in pyproject.toml), then the default suite.
 lint: install

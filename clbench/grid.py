@@ -39,6 +39,7 @@ from clbench.errors import UsageError
 from clbench.registry import BENCHMARKS, STRATEGIES, Entry
 
 GROUP_KEYS = ("benchmark", "strategy", "scenario", "seeds", "seed", "config", "set")
+FILE_RUN_KEYS = ("benchmark", "strategy", "scenario", "seed", "seeds", "device", "data_root")  # not config keys
 MAX_CELLS = 10_000
 
 
@@ -174,12 +175,12 @@ def _file_group(table: Mapping[str, Any], where: str, folder: Path) -> Group:
     unknown = sorted(set(table) - set(GROUP_KEYS))
     if unknown:
         raise UsageError(f"unknown entry '{unknown[0]}' in {where}; valid: {', '.join(GROUP_KEYS)}, and [[cells]].")
+    file_values = load_toml(folder / table["config"]) if "config" in table else {}
+    named = {key: file_values.pop(key) for key in FILE_RUN_KEYS if key in file_values}  # a config file's names
+    table = {**{k: v for k, v in named.items() if k in GROUP_KEYS}, **table}
     seeds = table.get("seeds", table.get("seed", 0))
     seeds = parse_seeds(seeds if isinstance(seeds, str) else ",".join(map(str, seeds if isinstance(seeds, list)
                                                                            else [seeds])))
-    file_values = load_toml(folder / table["config"]) if "config" in table else {}
-    for key in ("benchmark", "strategy", "scenario"):  # a config file may name them too
-        file_values.pop(key, None)
     sets = table.get("set", {})
     if not isinstance(sets, dict):
         raise UsageError(f"'set' in {where} must be a table of keys, e.g. [set] lr = [1e-3, 1e-4].")

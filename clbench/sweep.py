@@ -188,7 +188,10 @@ def run_sweep(grid: Grid, options: SweepOptions, on_event: Callable[[str, dict],
         raise SweepInterrupted(f"interrupted: {result.ran} cell(s) finished and kept, {result.not_run} not run; "
                                "run the same command again to continue.") from None
     finally:
-        ray.shutdown()
+        try:
+            ray.shutdown()
+        except KeyboardInterrupt:  # a second Ctrl-C while Ray stops
+            pass
         result.wall_s = time.perf_counter() - started
     return result
 
@@ -236,5 +239,8 @@ def _drive(to_run: list[RunConfig], options: SweepOptions, result: SweepResult,
                 on_event("tick", {})
     except KeyboardInterrupt:
         for ref in pending:
-            ray.cancel(ref, force=True)
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - Ctrl-C may have stopped Ray's own processes too
+                pass
         raise

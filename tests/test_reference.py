@@ -47,3 +47,13 @@ def test_record_was_made_by_todays_defaults(path):
                    for values in shipped_settings(record["benchmark"], record["strategy"])]
     assert any(cfg.to_dict() == record["config"] and cfg.run_id() == record["run_id"] for cfg in candidates)
 
+
+
+def test_the_shipped_sweep_files_regenerate_exactly_the_reference_records():
+    from clbench.grid import build_grid, groups_from_file
+
+    run_ids = set()
+    for sweep in sorted((REFERENCE / "sweeps").glob("*.toml")):
+        run_ids |= {f"{c.benchmark}/{c.strategy}/{c.run_id()}" for c in build_grid(groups_from_file(sweep)).cells}
+    on_disk = {f"{p.parent.parent.name}/{p.parent.name}/{p.stem}" for p in RECORDS}
+    assert run_ids == on_disk

@@ -69,7 +69,7 @@ def test_an_unreachable_cluster_is_one_line_and_exit_1(cli, tmp_path):
 
 
 SWEEP = [sys.executable, "-m", "clbench.cli", "sweep", "-b", "split_digits", "-s", "naive,sparse_syn,hebbian",
-         "--seeds", "0-1", "--set", "iterations=40", "--cpus", "2", "--device", "cpu"]
+         "--seeds", "0-1", "--set", "iterations=400", "--cpus", "2", "--device", "cpu"]
 
 
 @pytest.mark.slow
