@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.clbench-installed
 DATA_ROOT ?= $(abspath ../shared/data)
 
-.PHONY: install lint run test test-real test-slow clean
+.PHONY: install lint run test test-real test-slow test-cluster clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ test-real: install
 
 test-slow: install
 	CLBENCH_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m pytest -q -m slow
+
+# A two-node Ray cluster on a loopback of its own (needs root for 'unshare --net').
+test-cluster: install
+	$(BIN)/python -m pytest -q -m cluster
 
 clean:
 	rm -rf $(VENV) build *.egg-info

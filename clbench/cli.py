@@ -252,7 +252,8 @@ def _run_sweep(grid, out: Path, options: dict[str, Any]) -> None:
     reporter = SweepReporter(len(to_run), len(kept), quiet=options["quiet"])
     result = run_sweep(grid, sweep_options, reporter)
     click.echo(f"sweep: {result.ran} cell(s) run, {result.skipped} skipped (record exists), {result.failed} failed; "
-               f"{result.wall_s:.1f}s (Ray start {result.ray_start_s:.1f}s)")
+               f"{result.wall_s:.1f}s (Ray start {result.ray_start_s:.1f}s, workers' imports "
+               f"{result.warm_up_s:.1f}s)")
     ok = [r for r in result.records if r.get("status") == "ok"]
     if ok:
         click.echo(tables.render(rep.aggregate(rep.records_frame(ok)), rep.check_metrics(None), "table"))

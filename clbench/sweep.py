@@ -65,6 +65,7 @@ class SweepResult:
     failed: int = 0
     not_run: int = 0
     ray_start_s: float = 0.0
+    warm_up_s: float = 0.0  # the workers' import of torch and Avalanche, once each
     wall_s: float = 0.0
 
 
@@ -110,6 +111,16 @@ def run_cell(config: dict, run: dict, checkpoint: str | None) -> dict:
     record["env"]["node"] = node_name()
     record["timing"]["worker_wall"] = time.perf_counter() - started
     return record
+
+
+def warm_up() -> str:
+    """Import what a cell needs (torch, Avalanche, every strategy) in a worker before the first cell arrives."""
+    import clbench.runner  # noqa: F401
+    from clbench.registry import STRATEGIES
+
+    for entry in STRATEGIES:
+        entry.load_builder()
+    return node_name()
 
 
 def node_name() -> str:
@@ -201,8 +212,12 @@ def _drive(to_run: list[RunConfig], options: SweepOptions, result: SweepResult,
     import ray
     from ray.exceptions import RayError
 
-    task = ray.remote(run_cell).options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
-                                        max_retries=0)
+    resources = dict(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run)
+    task = ray.remote(run_cell).options(max_retries=0, **resources)
+    slots = int(ray.cluster_resources().get("CPU", 1) // options.cpus_per_run)
+    warm_started = time.perf_counter()  # every worker imports torch and Avalanche once, before the cells
+    ray.get([ray.remote(warm_up).options(**resources).remote() for _ in range(min(slots, len(to_run)))])
+    result.warm_up_s = time.perf_counter() - warm_started
     run = {"threads": options.cpus_per_run, "device": options.device, "data_root": options.data_root,
            "download": options.download}
     out = options.out.resolve()
@@ -215,7 +230,7 @@ def _drive(to_run: list[RunConfig], options: SweepOptions, result: SweepResult,
     for cfg in to_run:
         submit(cfg, 0)
     result.not_run = len(to_run)
-    on_event("start", {"slots": int(ray.cluster_resources().get("CPU", 1) // options.cpus_per_run)})
+    on_event("start", {"slots": slots})
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)

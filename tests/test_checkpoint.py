@@ -183,3 +183,12 @@ def test_run_and_eval_from_the_command_line(cli, tmp_path):
     other_shape = cli("eval", model, "-b", "split_digits", "--scenario", "task", "--device", "cpu")
     assert other_shape.code == 2 and "was built for inputs (1, 8, 8) and 1 head(s) of 10" in other_shape.err
     assert not list(tmp_path.glob("figures")) and sorted(p.suffix for p in folder.iterdir()) == [".json", ".pt"]
+
+
+def test_a_checkpoint_of_another_clbench_version_is_refused(stopped_run):
+    cfg, path = stopped_run
+    state = torch.load(path, weights_only=True)
+    state["clbench"] = "0.0.1"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="was written by clbench 0.0.1, this is"):
+        runner.run(cfg, checkpointing=Checkpointing(path))
