@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,10 +98,10 @@ set -u
 ip link set lo up  # a network namespace of its own: Ray's nodes live on 127.0.0.1 and nowhere else
 export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
 RAY="$(dirname "$PYTHON")/ray"
-"$RAY" start --head --port 26379 --num-cpus 1 --temp-dir "$TMP/head" --include-dashboard false >/dev/null 2>&1
-"$RAY" start --address 127.0.0.1:26379 --num-cpus 1 --temp-dir "$TMP/worker" >/dev/null 2>&1
+"$RAY" start --head --port 26379 --num-cpus 1 --temp-dir "$CLUSTER/head" --include-dashboard false >/dev/null 2>&1
+"$RAY" start --address 127.0.0.1:26379 --num-cpus 1 --temp-dir "$CLUSTER/worker" >/dev/null 2>&1
 timeout 400 "$PYTHON" -m clbench.cli sweep -b split_digits -s naive,sparse_syn,hebbian,kwinners --seeds 0-1 \
-    --set iterations=300 --device cpu --address 127.0.0.1:26379 --out "$OUT" -q > "$TMP/sweep.out" 2>&1 &
+    --set iterations=300 --device cpu --address 127.0.0.1:26379 --out "$OUT" -q > "$CLUSTER/sweep.out" 2>&1 &
 sweep=$!
 "$PYTHON" - "$OUT" <<'PY'  # until each node has finished a cell
 import json, pathlib, sys, time
@@ -111,11 +112,11 @@ while time.time() < deadline:
         break
     time.sleep(0.2)
 PY
-pkill -9 -f "raylet.*$TMP/worker"  # the worker node's raylet dies mid-sweep
+pkill -9 -f "raylet.*$CLUSTER/worker"  # the worker node's raylet dies mid-sweep
 wait $sweep; code=$?
 timeout 60 "$RAY" stop --force >/dev/null 2>&1
-pkill -9 -f "$TMP/" 2>/dev/null  # anything of this cluster that outlived it
-cat "$TMP/sweep.out"
+pkill -9 -f "$CLUSTER/" 2>/dev/null  # anything of this cluster that outlived it
+cat "$CLUSTER/sweep.out"
 exit $code
 '''
 
@@ -124,13 +125,17 @@ exit $code
 def test_a_two_node_cluster_runs_cells_on_both_and_survives_losing_the_worker_node(tmp_path):
     if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
         pytest.fail("this test needs 'unshare --net' (root) to keep its Ray nodes on a loopback of their own")
+    import tempfile
+
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHON": sys.executable, "TMP": str(tmp_path), "OUT": str(out)}
+    cluster = tempfile.mkdtemp(prefix="clb", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
+    env = {**os.environ, "PYTHON": sys.executable, "CLUSTER": cluster, "OUT": str(out)}
     log = tmp_path / "cluster.log"  # a file, not a pipe: Ray's daemons must not hold the test's output open
     with log.open("w") as handle:
         code = subprocess.run(["unshare", "--net", "bash", "-c", TWO_NODES], env=env, stdout=handle,
                               stderr=subprocess.STDOUT, timeout=600).returncode
     output = log.read_text()
+    shutil.rmtree(cluster, ignore_errors=True)
     assert code == 0, output[-3000:]
     written = records(out)
     assert len(written) == 8 and all(r["status"] == "ok" for r in written.values())
