@@ -161,17 +161,7 @@ def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None
     steps = [stream] if joint else stream  # joint training: one step over every experience
     if checkpointing is not None and checkpointing.policy == "none":
         checkpointing = None
-    saved = checkpoint.load(checkpointing.path, cfg.run_id(), cfg.to_dict()) if (
-        checkpointing and checkpointing.resume and checkpointing.path.exists()) else None
-    if saved is not None:
-        progress = Progress(**saved["progress"], resumed_at=len(saved["progress"]["matrix"]))
-        checkpoint.restore(strategy, saved, stream, checkpointing.path)
-    else:
-        setup = time.perf_counter() - start
-        t0 = time.perf_counter()
-        initial = evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device)
-        progress = Progress(initial, extras={"joint": True} if joint else {}, setup_s=setup,
-                            initial_eval_s=time.perf_counter() - t0)
+    progress = resume(strategy, cfg, stream, checkpointing) or first_progress(strategy, benchmark, cfg, joint, start)
     reporter.start_run(f"{cfg.benchmark}/{cfg.strategy}/{cfg.scenario}/seed {cfg.seed}")
     error = train_and_evaluate(strategy, benchmark, steps, cfg, reporter, progress, checkpointing)
     timing = {"setup": progress.setup_s, "initial_eval": progress.initial_eval_s, "train": progress.train_s,
@@ -193,6 +183,25 @@ def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None
         timing=timing, model=model_stats(strategy.model), status=status, error=error,
         extras=progress.extras, env=env,
     )
+
+
+def resume(strategy, cfg: RunConfig, stream: list, checkpointing: Checkpointing | None) -> Progress | None:
+    """The progress of the run's checkpoint, with the strategy and the RNGs put back where it was; None
+    when there is nothing to resume."""
+    if checkpointing is None or not checkpointing.resume or not checkpointing.path.exists():
+        return None
+    saved = checkpoint.load(checkpointing.path, cfg.run_id(), cfg.to_dict())
+    checkpoint.restore(strategy, saved, stream, checkpointing.path)
+    return Progress(**saved["progress"], resumed_at=len(saved["progress"]["matrix"]))
+
+
+def first_progress(strategy, benchmark: Benchmark, cfg: RunConfig, joint: bool, started: float) -> Progress:
+    """A new run's progress: the untrained model's accuracy on every test experience (row `initial`)."""
+    setup = time.perf_counter() - started
+    t0 = time.perf_counter()
+    initial = evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device)
+    return Progress(initial, extras={"joint": True} if joint else {}, setup_s=setup,
+                    initial_eval_s=time.perf_counter() - t0)
 
 
 def collect_extras(strategy, extras: dict[str, list]) -> None:
