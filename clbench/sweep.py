@@ -146,8 +146,8 @@ def start_ray(options: SweepOptions) -> float:
 
     started = time.perf_counter()
     common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    if options.address is None:  # a private cluster on this machine's loopback interface
-        ray.init(num_cpus=options.cpus or os.cpu_count(), _node_ip_address="127.0.0.1", **common)
+    if options.address is None:  # a private single-node cluster on this machine
+        ray.init(num_cpus=options.cpus or os.cpu_count(), **common)
     else:
         unreachable = ClbenchError(f"cannot reach a Ray cluster at --address {options.address}; start one with "
                                    "'ray start --head', or leave out --address for a local one.")
