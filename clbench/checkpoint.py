@@ -12,6 +12,7 @@ test over the registry.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,7 @@ def _load_si(si, state: dict) -> None:
     si.syn_data = {key: _param_data(part) for key, part in state["syn_data"].items()}
 
 
+@functools.lru_cache(maxsize=1)
 def _adapters() -> dict[type, tuple[Callable, Callable]]:
     """Avalanche plugin class -> (state of a plugin, load a state into one)."""
     from avalanche.training.plugins import EWCPlugin, SynapticIntelligencePlugin
