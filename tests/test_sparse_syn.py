@@ -1,11 +1,15 @@
 """sparse_syn: consolidation, growth, density bookkeeping, and use in plain Avalanche pipelines."""
 
+import dataclasses
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from clbench import runner
 from clbench.config import resolve
+from clbench.errors import UsageError
 from clbench.nn.sparse import SparseLinear
 
 
@@ -62,7 +66,8 @@ def test_slowed_synapses_move_less_than_free_ones():
 
 
 def test_growth_per_experience_and_the_density_cap():
-    bench, strategy = built(grow="0.05", max_density="0.12", density="0.05")
+    bench, strategy = built(grow="0.05", density="0.05")
+    strategy.sparse.config = dataclasses.replace(strategy.sparse.config, max_density=0.12)  # a plugin's own cap
     stream = list(bench.train_stream)
     counts = []
     for exp in stream[:4]:
@@ -73,6 +78,64 @@ def test_growth_per_experience_and_the_density_cap():
         assert counts[0][name] == round(0.05 * numel)  # topology steps keep the count
         assert counts[1][name] == counts[0][name] + round(0.05 * numel)
         assert counts[3][name] == int(0.12 * numel)  # capped
+
+
+def test_without_a_cap_every_experience_grows():
+    bench, strategy = built(grow="0.05", density="0.05")
+    stream = list(bench.train_stream)
+    for exp in stream:
+        strategy.train(exp)
+    for _, layer in layers_of(strategy):
+        assert layer.connections == 5 * round(0.05 * layer.mask.numel())
+
+
+def test_a_cap_too_low_for_the_stream_is_refused_before_training():
+    with pytest.raises(UsageError, match=r"max_density=0.12 cannot serve 5 experiences.*needing 0.250"):
+        built(grow="0.05", density="0.05", max_density="0.12")
+    built(grow="0.05", density="0.05", max_density="0.25")  # exactly enough
+
+
+@pytest.mark.parametrize("iterations, every, per_epoch, steps", [
+    (12, 5, 100, 1), (10, 5, 100, 1), (2000, 100, 469, 19), (4, 5, 100, 0),  # per evolve_every iterations
+    (938, 0, 469, 1), (2000, 0, 469, 4), (469, 0, 469, 0),  # per epoch: none after the last one
+])
+def test_no_topology_step_in_the_last_window(iterations, every, per_epoch, steps):
+    from clbench.strategies.sparse_syn.strategy import topology_steps
+
+    assert topology_steps(iterations, every, per_epoch) == steps
+
+
+@pytest.mark.parametrize("keys", [{"epochs": "3"}, {"iterations": "12", "evolve_every": "5"}])
+def test_consolidated_connections_were_trained_after_their_last_regrowth(keys):
+    bench, strategy = built(**keys)
+    evolved_at = []
+    evolve = strategy.sparse.evolve
+    strategy.sparse.evolve = lambda s: (evolved_at.append(strategy.sparse.iteration), evolve(s))
+    strategy.train(list(bench.train_stream)[0])
+    iterations = strategy.sparse.iterations
+    assert evolved_at and max(evolved_at) < iterations  # no connection regrown at the end, frozen untrained
+    assert len(evolved_at) == strategy.sparse.steps_total
+
+
+def test_rigl_schedule_spans_the_iteration_budget():
+    bench, strategy = built(iterations="20", evolve_every="5", regrow="gradient")
+    zetas = []
+    evolve = strategy.sparse.evolve
+    strategy.sparse.evolve = lambda s: (zetas.append(strategy.sparse.zeta_now()), evolve(s))
+    strategy.train(list(bench.train_stream)[0])
+    assert strategy.sparse.steps_total == 3
+    assert zetas == pytest.approx([0.3, 0.15 * (1 + math.cos(math.pi / 3)), 0.15 * (1 + math.cos(2 * math.pi / 3))])
+
+
+def test_growth_into_free_units_avoids_units_with_consolidated_synapses():
+    from clbench.nn.sparse import free_unit_regrow
+
+    mask = torch.tensor([[1., 0., 0.], [0., 0., 0.], [0., 1., 0.]])
+    frozen = torch.tensor([[True, False, False], [False, False, False], [False, True, False]])
+    chosen = free_unit_regrow(mask, frozen, 3, torch.Generator().manual_seed(0))
+    assert sorted(chosen.tolist()) == [3, 4, 5]  # unit 1 is the only one without a frozen synapse
+    more = free_unit_regrow(mask, frozen, 5, torch.Generator().manual_seed(0)).tolist()
+    assert len(set(more)) == 5 and {3, 4, 5} <= set(more) <= {1, 2, 3, 4, 5, 6, 8}  # unit 1 first, then any
 
 
 def test_topology_steps_prune_and_regrow_the_same_number():
@@ -117,7 +180,7 @@ def test_in_a_hand_built_avalanche_pipeline(form, avalanche_pipeline):
 
 
 def centre_profile(weight_decay: str) -> list[float]:
-    keys = {"n_experiences": "1", "epochs": "30", "density": "0.2", "evolve_every": "5", "regrow_init": "he",
+    keys = {"n_experiences": "1", "epochs": "60", "density": "0.2", "evolve_every": "5", "regrow_init": "he",
             "weight_decay": weight_decay}
     return runner.run(resolve("split_digits", "sparse_syn", cli_values=keys)).extras["square_profile"][-1]
 

@@ -64,6 +64,19 @@ def random_regrow(mask: Tensor, n: int, generator: torch.Generator | None = None
     return idx[torch.randperm(len(idx), generator=generator)[: min(n, len(idx))]]
 
 
+def free_unit_regrow(mask: Tensor, frozen: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """Flat indices of `n` empty positions drawn uniformly among the units (rows) without a frozen synapse;
+    the remainder, when those units have too few empty positions, anywhere."""
+    free_units = ~frozen.flatten(1).any(1)
+    preferred = (~mask.bool() & free_units.view(-1, *[1] * (mask.dim() - 1))).float()
+    first = random_regrow(1 - preferred, n, generator)
+    if len(first) == n:
+        return first
+    taken = mask.clone()
+    taken.view(-1)[first] = 1
+    return torch.cat([first, random_regrow(taken, n - len(first), generator)])
+
+
 def gradient_regrow(mask: Tensor, dense_grad: Tensor, n: int) -> Tensor:
     """Flat indices of the `n` empty positions with the largest |dense gradient| (RigL)."""
     empty = ~mask.flatten().bool()

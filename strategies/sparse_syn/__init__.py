@@ -35,9 +35,12 @@ class SparseSynConfig:
                                      "normal = N(0,1)/10 (SET SciPy)", choices=("zero", "he", "normal"))
     grow: float = param(0.02, "new connections per experience after the first, as a fraction of a layer's "
                               "positions", ge=0, le=1)
-    max_density: float = param(0.2, "cap on each layer's density", gt=0, le=1)
+    max_density: float = param(0.0, "cap on each layer's density; 0 = none (each experience gets its growth); a "
+                                    "cap too low for every experience of the stream is refused", ge=0, le=1)
     old_lr_scale: float = param(0.0, "step scale of consolidated synapses: 0 freezes them, 1 leaves them free",
                                 ge=0, le=1)
+    grow_into: str = param("any", "units new connections of an experience go to: any, or free = units without "
+                                  "consolidated synapses while there are such units", choices=("any", "free"))
     percent_on: float = param(1.0, "k-winners-take-all activations with this fraction of units on (kwinners' "
                                    "module); 1 = ReLU", gt=0, le=1)
 

@@ -18,11 +18,13 @@ import torch
 from torch import Tensor, nn
 
 from clbench.config import RunConfig
+from clbench.errors import UsageError
 from clbench.nn.optim import floor_second_moments, reset_optimizer_state
 from clbench.nn.sparse import (
     SparseLinear,
     SparseMixin,
     cosine_zeta,
+    free_unit_regrow,
     gradient_regrow,
     random_regrow,
     regrow_values,
@@ -30,7 +32,13 @@ from clbench.nn.sparse import (
     sparse_model,
     square_profile,
 )
-from clbench.strategies.base import MethodPlugin, MethodStrategy, for_avalanche, template_kwargs
+from clbench.strategies.base import (
+    MethodPlugin,
+    MethodStrategy,
+    for_avalanche,
+    planned_iterations,
+    template_kwargs,
+)
 from clbench.strategies.kwinners.strategy import KWinnersPlugin
 from clbench.strategies.sparse_syn import SparseSynConfig
 
@@ -56,6 +64,15 @@ def consolidated_parts(layer: SparseMixin, frozen: Tensor) -> list[tuple[Tensor,
     return parts
 
 
+def topology_steps(iterations: int, evolve_every: int, batches_per_epoch: int) -> int:
+    """Topology steps in an experience of `iterations`: one per `evolve_every` iterations, or one per epoch,
+    none in the last window (SET changes no connection after the last epoch: what it regrew there would be
+    consolidated untrained)."""
+    if evolve_every:
+        return max(0, iterations // evolve_every - 1)
+    return max(0, math.ceil(iterations / max(1, batches_per_epoch)) - 1)
+
+
 class SparseSynapsesPlugin(MethodPlugin):
     """Evolves, grows and consolidates the connections of a model's sparse layers.
 
@@ -65,7 +82,7 @@ class SparseSynapsesPlugin(MethodPlugin):
     """
 
     config_class = SparseSynConfig
-    state_keys = ("iteration", "step", "steps_total", "pruned", "regrown", "grown")
+    state_keys = ("iteration", "iterations", "step", "steps_total", "pruned", "regrown", "grown")
 
     def __init__(self, config: SparseSynConfig | None = None, *, seed: int = 0,
                  input_shape: tuple[int, ...] | None = None, **hparams):
@@ -76,7 +93,7 @@ class SparseSynapsesPlugin(MethodPlugin):
         self._layers: list[tuple[str, SparseMixin]] = []
         self._consolidated: list[tuple[Tensor, Tensor]] = []  # (parameter, flat indices of its consolidated part)
         self._saved: list[Tensor] = []  # their values before the optimizer step
-        self.iteration = self.step = self.steps_total = 0
+        self.iteration = self.iterations = self.step = self.steps_total = 0
         self.pruned = self.regrown = self.grown = 0  # topology prunes and regrowths; growth per experience
 
     def state_dict(self) -> dict:
@@ -95,13 +112,11 @@ class SparseSynapsesPlugin(MethodPlugin):
             layer.track_dense_grad = self.config.regrow == "gradient"
         self._consolidated = [part for name, layer in layers for part in consolidated_parts(layer, self.frozen[name])]
         if self._consolidated:
-            for _, layer in layers:
-                self._grow(strategy, layer, round(self.config.grow * layer.mask.numel()))
+            for name, layer in layers:
+                self._grow(strategy, layer, self.frozen[name], round(self.config.grow * layer.mask.numel()))
         self.iteration = self.step = 0
-        per_epoch = max(1, len(strategy.dataloader))
-        iterations = strategy.train_epochs * per_epoch
-        every = self.config.evolve_every
-        self.steps_total = math.ceil(iterations / every) if every else strategy.train_epochs
+        self.iterations = planned_iterations(strategy)
+        self.steps_total = topology_steps(self.iterations, self.config.evolve_every, len(strategy.dataloader))
 
     def before_update(self, strategy, **kwargs):
         if self.config.old_lr_scale < 1:
@@ -117,11 +132,12 @@ class SparseSynapsesPlugin(MethodPlugin):
         self.iteration += 1
         if self.iteration == 1:  # Adam's state exists from the first step on
             self._floor_second_moments(strategy)
-        if self.config.evolve_every and self.iteration % self.config.evolve_every == 0:
+        every = self.config.evolve_every
+        if every and self.iteration % every == 0 and self.iteration + every <= self.iterations:
             self.evolve(strategy)
 
     def after_training_epoch(self, strategy, **kwargs):
-        if not self.config.evolve_every:
+        if not self.config.evolve_every and self.iteration < self.iterations:  # not after the last epoch
             self.evolve(strategy)
 
     def after_training_exp(self, strategy, **kwargs):
@@ -160,10 +176,15 @@ class SparseSynapsesPlugin(MethodPlugin):
         return random_regrow(layer.mask, n, self.generator)
 
     @torch.no_grad()
-    def _grow(self, strategy, layer: SparseMixin, n: int) -> None:
-        """New connections for a new experience, within the density cap."""
-        room = int(self.config.max_density * layer.mask.numel()) - layer.connections
-        self.grown += self._place(strategy, layer, random_regrow(layer.mask, max(0, min(n, room)), self.generator))
+    def _grow(self, strategy, layer: SparseMixin, frozen: Tensor, n: int) -> None:
+        """New connections for a new experience, within the density cap (`grow_into`: which units get them)."""
+        cap = self.config.max_density or 1.0
+        n = max(0, min(n, int(cap * layer.mask.numel()) - layer.connections))
+        if self.config.grow_into == "free":
+            idx = free_unit_regrow(layer.mask, frozen, n, self.generator)
+        else:
+            idx = random_regrow(layer.mask, n, self.generator)
+        self.grown += self._place(strategy, layer, idx)
 
     @torch.no_grad()
     def _place(self, strategy, layer: SparseMixin, idx: Tensor, extra_reset: Tensor | None = None) -> int:
@@ -181,6 +202,9 @@ class SparseSynapsesPlugin(MethodPlugin):
         extras = {
             "density": {name: layer.density for name, layer in layers},
             "frozen_fraction": {name: float(self.frozen[name].float().mean()) for name, _ in layers},
+            # consolidated connections whose weight is exactly 0: regrown and frozen before they trained
+            "frozen_at_zero": {name: float((layer.weight.detach()[self.frozen[name]] == 0).float().mean())
+                               if self.frozen[name].any() else 0.0 for name, layer in layers},
             "connections": {name: layer.connections for name, layer in layers},
             "pruned_total": self.pruned,
             "regrown_total": self.regrown,
@@ -203,11 +227,28 @@ class SparseSynapses(MethodStrategy):
     plugin_class, plugin_keyword = SparseSynapsesPlugin, "sparse"
 
 
+def check_density_cap(cfg: RunConfig, layers: list[tuple[str, SparseMixin]], n_experiences: int) -> None:
+    """Refuse a `max_density` too low to give every experience of the stream its growth."""
+    m = cfg.method
+    if not m.max_density:
+        return
+    for name, layer in layers:
+        numel = layer.mask.numel()
+        needed = layer.connections + (n_experiences - 1) * round(m.grow * numel)
+        if needed > int(m.max_density * numel):
+            raise UsageError(
+                f"max_density={m.max_density:g} cannot serve {n_experiences} experiences: layer '{name}' starts at "
+                f"density {layer.connections / numel:.3f} and grows {m.grow:g} per experience, needing "
+                f"{needed / numel:.3f}; valid: max_density >= {needed / numel:.3f}, or max_density=0 (no cap), "
+                "or a smaller grow.")
+
+
 def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> SparseSynapses:
     m = cfg.method
     net = sparse_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
                        benchmark.head_size, density=None if m.epsilon else m.density, epsilon=m.epsilon or None,
                        generator=torch.Generator().manual_seed(cfg.seed), percent_on=m.percent_on)
+    check_density_cap(cfg, sparse_layers(net), benchmark.n_experiences)
     sparse = SparseSynapsesPlugin.from_config(m, seed=cfg.seed, input_shape=benchmark.input_shape)
     extra = [KWinnersPlugin()] if m.percent_on < 1 else []  # boost decay and activity statistics
     return SparseSynapses(**template_kwargs(cfg, benchmark, [*plugins, *extra], model=for_avalanche(net, benchmark)),
