@@ -44,7 +44,7 @@ def test_stage_positions_and_candidates_never_cross_two_transitions():
 
 
 def test_growing_everything_never_adds_a_two_transition_path():
-    trunk = PathPlasticTrunk(1, widths=(4, 4, 4), stage_lengths=(2, 2, 2), max_paths=100)
+    trunk = PathPlasticTrunk(1, widths=(4, 4, 4), stage_lengths=(2, 2, 2), mode="any", max_paths=100)
     assert sorted(trunk.path_list) == sorted(candidate_paths(trunk.stages, "any"))
     with pytest.raises(ValueError, match="not allowed"):
         trunk.add_path((0, 4))
@@ -88,7 +88,7 @@ def test_a_routed_path_runs_for_tasks_from_the_one_it_is_kept_for_or_while_free_
 
 def test_routing_hides_later_paths_from_old_tasks_sample_by_sample():
     torch.manual_seed(0)
-    trunk = PathPlasticTrunk(1, widths=(4, 8), stage_lengths=(2, 2), max_paths=0).eval()
+    trunk = PathPlasticTrunk(1, widths=(4, 8), stage_lengths=(2, 2), mode="any", max_paths=0).eval()
     trunk.add_path((0, 1)).freeze(task=0)
     x = torch.randn(3, 1, 6, 6)
     with torch.no_grad():

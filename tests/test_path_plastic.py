@@ -2,13 +2,16 @@
 
 import pytest
 import torch
+from avalanche.core import SupervisedPlugin
 from torch import nn
 
 from clbench import runner
 from clbench.config import resolve
 from clbench.errors import UsageError
 from clbench.nn.networks import Classifier
-from clbench.nn.paths import PathPlasticTrunk
+from clbench.nn.paths import PathPlasticTrunk, paths_to_prune
+from clbench.strategies.path_plastic import PathPlasticPlugin
+from clbench.strategies.path_plastic.strategy import find_trunk
 
 
 def built(scenario=None, **keys):
@@ -99,8 +102,8 @@ def test_record_extras_list_paths_and_counts():
                                                              "rewire_every": "2", "rewire_last_epoch": "true"})
     record = runner.run(cfg)
     extras = record.extras
-    assert len(extras["paths"]) == 2 and len(extras["paths"][-1]) == 15
-    assert all(len(p) == 3 and p[0] < p[1] for p in extras["paths"][-1])
+    assert len(extras["paths"]) == 2 and len(extras["paths"][-1]) == 11  # adjacent: one path per position
+    assert all(len(p) == 3 and p[1] == p[0] + 1 for p in extras["paths"][-1])
     assert len(extras["frozen_paths"][-1]) == 4 and extras["pruned_total"][-1] > 0
     assert 0 <= extras["rewire_seconds"][-1] < record.timing["train_total"]
     assert extras["identity_frozen"] == [True, True]
@@ -156,3 +159,73 @@ def test_in_a_hand_built_avalanche_pipeline(form, avalanche_pipeline):
     plugin = PathPlasticPlugin(rewire_every=10, keep_paths=1)
     assert avalanche_pipeline(form, PathPlastic, "paths", plugin, model, optimizer, epochs=8) > 0.8
     assert plugin.rewires > 0 and sum(m.frozen for m in trunk.paths.values()) == 2 and len(trunk.paths) == 4
+
+
+def test_defaults_are_plasticnets_adjacent_paths_and_signed_pruning():
+    from clbench.strategies.path_plastic import PathPlasticConfig
+
+    assert PathPlasticConfig().mode == "adjacent" and PathPlasticConfig().prune == "signed"
+    assert paths_to_prune({(0, 1): 0.5, (1, 2): -0.4, (2, 3): 0.1}, {}, "signed") == [(1, 2)]
+    assert paths_to_prune({(0, 1): 0.5, (1, 2): -0.4, (2, 3): 0.1}, {}, "lowest") == [(2, 3)]
+
+
+def early_stopped_pipeline(avalanche_digits, restored: list):
+    """Naive + PathPlasticPlugin + Avalanche's EarlyStoppingPlugin that always restores the first snapshot of an
+    experience (taken before any rewiring: no later epoch counts as better)."""
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.training import Naive
+    from avalanche.training.plugins import EarlyStoppingPlugin, EvaluationPlugin
+
+    class Restoring(EarlyStoppingPlugin):
+        def before_training_epoch(self, strategy, **kwargs):
+            snapshot = None if self.best_state is None else self.best_state["1.features._extra_state"]["paths"]
+            super().before_training_epoch(strategy, **kwargs)
+            if strategy._stop_training and snapshot is not None:
+                restored.append((snapshot, find_trunk(strategy.model).path_list))
+
+    trunk = PathPlasticTrunk(1, (8, 16), (3, 3), max_paths=5, seed=0)
+    model = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), Classifier(trunk, trunk.out_features, 1, 10))
+    stopper = Restoring(patience=2, val_stream_name="test_stream", metric_name="Top1_Acc_Stream", margin=2.0)
+    evaluator = EvaluationPlugin(accuracy_metrics(stream=True), loggers=[])
+    return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3), criterion=nn.CrossEntropyLoss(),
+                 train_mb_size=32, train_epochs=4, eval_mb_size=256, evaluator=evaluator, eval_every=1,
+                 plugins=[PathPlasticPlugin(rewire_every=3, rewire_last_epoch=True), stopper])
+
+
+def test_early_stopping_restores_a_snapshot_taken_before_rewiring(avalanche_digits):
+    restored: list = []
+    strategy = early_stopped_pipeline(avalanche_digits, restored)
+    seen: list = []
+    strategy.plugins.append(OptimizerCounter(seen))
+    for exp in avalanche_digits.train_stream[:2]:
+        strategy.train(exp, eval_streams=[avalanche_digits.test_stream[:1]])
+        trunk = find_trunk(strategy.model)
+        assert next(p for p in strategy.plugins if isinstance(p, PathPlasticPlugin)).rewires > 0
+    assert len(restored) == 2
+    for snapshot, now in restored:  # the topology of the snapshot is back, whatever rewiring did since
+        assert [tuple(p[:2]) for p in snapshot] == now
+    assert seen and all(count == 1 for counts in seen for count in counts.values())
+    assert trunk.path_list == [tuple(p[:2]) for p in restored[-1][0]]
+
+
+class OptimizerCounter(SupervisedPlugin):
+    """A plugin that records, at every iteration, how often each trainable parameter is in the optimizer."""
+
+    def __init__(self, seen: list):
+        super().__init__()
+        self.seen = seen
+
+    def before_training_iteration(self, strategy, **kwargs):
+        ids = [id(p) for group in strategy.optimizer.param_groups for p in group["params"]]
+        self.seen.append({name: ids.count(id(p)) for name, p in strategy.model.named_parameters()
+                          if p.requires_grad})
+
+
+def test_experiences_without_a_task_label_attribute():
+    from types import SimpleNamespace
+
+    from clbench.strategies.path_plastic.strategy import experience_task
+
+    assert experience_task(SimpleNamespace(task_label=3)) == 3
+    assert experience_task(SimpleNamespace(task_labels=[2])) == 2
+    assert experience_task(SimpleNamespace()) == 0

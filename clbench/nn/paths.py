@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from clbench.nn.networks import Classifier
 
 PATH_MODES = ("adjacent", "any")
-PRUNE_CRITERIA = ("lowest", "gradient", "threshold")
+PRUNE_CRITERIA = ("signed", "lowest", "gradient", "threshold")
 Path = tuple[int, int]
 
 
@@ -79,9 +79,12 @@ def candidate_paths(stages: list[int], mode: str) -> list[Path]:
 
 def paths_to_prune(gates: dict[Path, float], grads: dict[Path, float], criterion: str,
                    threshold: float = 0.1) -> list[Path]:
-    """Which of the (prunable) paths go: the lowest |gate|, the smallest gradient, or every |gate| < threshold."""
+    """Which of the (prunable) paths go: the lowest signed gate (PlasticNet), the lowest |gate|, the smallest
+    gradient, or every |gate| < threshold."""
     if not gates:
         return []
+    if criterion == "signed":
+        return [min(gates, key=gates.__getitem__)]
     if criterion == "lowest":
         return [min(gates, key=lambda p: abs(gates[p]))]
     if criterion == "gradient":
@@ -125,7 +128,7 @@ class PathPlasticTrunk(nn.Module):
     """
 
     def __init__(self, in_channels: int, widths: tuple[int, ...] = (16, 32, 64, 128),
-                 stage_lengths: tuple[int, ...] = (3, 3, 3, 3), mode: str = "any", max_paths: int = 15,
+                 stage_lengths: tuple[int, ...] = (3, 3, 3, 3), mode: str = "adjacent", max_paths: int = 15,
                  seed: int = 0, stem_stride: int = 1):
         super().__init__()
         if len(widths) != len(stage_lengths):

@@ -18,12 +18,13 @@ class PathPlasticConfig:
     stage_lengths: tuple[int, ...] = param((3, 3, 3, 3), "positions per stage (one width each)", ge=1)
     stem_stride: int = param(0, "stride of the stem's conv; 0 = by input size: 1 (8x8), 4 (28x28), 2 (32x32)",
                              ge=0)
-    mode: str = param("any", "path span: adjacent positions only, or any span crossing <= 1 stage transition",
-                      choices=("adjacent", "any"))
+    mode: str = param("adjacent", "path span: adjacent positions only (PlasticNet), or any span crossing <= 1 "
+                                  "stage transition", choices=("adjacent", "any"))
     max_paths: int = param(15, "number of live paths (PlasticNet: 15)", ge=0)
     rewire_every: int = param(500, "iterations between rewire events (PlasticNet: 500-1000); 0 = never", ge=0)
-    prune: str = param("lowest", "which paths a rewire removes: lowest |gate|, smallest gradient, or every "
-                                 "|gate| < threshold", choices=("lowest", "gradient", "threshold"))
+    prune: str = param("signed", "which paths a rewire removes: the lowest signed gate (PlasticNet), lowest "
+                                 "|gate|, smallest gradient, or every |gate| < threshold",
+                       choices=("signed", "lowest", "gradient", "threshold"))
     threshold: float = param(0.1, "gate threshold of prune=threshold", ge=0)
     rewire_last_epoch: bool = param(False, "also rewire in an experience's last epoch (PlasticNet: no)")
     register_new_params: bool = param(True, "new paths join the optimizer; false reproduces the original, "

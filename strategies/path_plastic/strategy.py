@@ -33,6 +33,16 @@ if TYPE_CHECKING:
     from clbench.benchmarks.store import Benchmark
 
 
+def experience_task(experience) -> int:
+    """The task label of an Avalanche experience of any kind: `task_label`, else its single `task_labels`
+    entry, else 0 (streams without task labels)."""
+    try:
+        return int(experience.task_label)
+    except (AttributeError, ValueError):
+        labels = list(getattr(experience, "task_labels", None) or [0])
+        return int(labels[0]) if len(labels) == 1 else 0
+
+
 def find_trunk(model: nn.Module) -> PathPlasticTrunk:
     for module in model.modules():
         if isinstance(module, PathPlasticTrunk):
@@ -63,7 +73,7 @@ class PathPlasticPlugin(MethodPlugin):
         self.iteration = self.epoch = 0
         self.settled = False
         trunk = find_trunk(strategy.model)
-        trunk.route_by_task, trunk.current_task = self.config.route_by_task, int(strategy.experience.task_label)
+        trunk.route_by_task, trunk.current_task = self.config.route_by_task, experience_task(strategy.experience)
         self._grow(strategy, trunk)
 
     def after_update(self, strategy, **kwargs):
