@@ -212,6 +212,17 @@ def collect_extras(strategy, extras: dict[str, list]) -> None:
                 extras.setdefault(key, []).append(value)
 
 
+def collect_ablations(strategy, benchmark: Benchmark, cfg: RunConfig, extras: dict[str, list]) -> None:
+    """Append an accuracy row per ablation a plugin names (`evaluation_ablations(strategy)`: extras key ->
+    context manager factory): every test experience evaluated inside the context."""
+    for plugin in strategy.plugins:
+        if callable(getattr(plugin, "evaluation_ablations", None)):
+            for key, context in plugin.evaluation_ablations(strategy).items():
+                with context():
+                    row = evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device)
+                extras.setdefault(key, []).append(row)
+
+
 def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConfig, reporter: Reporter,
                        progress: Progress, checkpointing: Checkpointing | None = None) -> dict | None:
     """Train on each step not yet in `progress`, evaluate on every test experience after it, collect
@@ -234,6 +245,7 @@ def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConf
         collect_extras(strategy, progress.extras)
         t0 = time.perf_counter()
         progress.matrix.append(evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device))
+        collect_ablations(strategy, benchmark, cfg, progress.extras)
         progress.eval_s.append(time.perf_counter() - t0)
         if checkpointing is not None and checkpointing.writes_after(i, len(steps)):
             t0 = time.perf_counter()

@@ -19,7 +19,7 @@ def fake_strategy(model, y, task_labels=None):
 def test_the_output_trace_is_written_with_the_one_hot_target():
     from clbench.strategies import HebbianPlugin
 
-    head = PlasticLinear(2, 3, eta=0.5)
+    head = PlasticLinear(2, 3, eta=0.5, rule="hebb")
     model = nn.Sequential(head)
     x = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
     model(x)
@@ -27,6 +27,58 @@ def test_the_output_trace_is_written_with_the_one_hot_target():
     # 0.5 * mean of x_b ⊗ onehot(y_b): sample 0 -> column 2, sample 1 -> column 0
     expected = 0.5 * torch.tensor([[3.0, 0.0, 1.0], [0.0, 0.0, 2.0]]) / 2
     assert torch.allclose(head.current_trace(), expected)
+
+
+def test_dhp_writes_the_class_means_into_the_columns_of_the_classes_present_only():
+    from clbench.strategies import HebbianPlugin
+
+    head = PlasticLinear(2, 3, eta=0.5)  # rule dhp, the default
+    model, plugin = nn.Sequential(head), HebbianPlugin()
+    model(torch.tensor([[1.0, 2.0], [3.0, 0.0], [5.0, 4.0]]))
+    plugin.after_update(fake_strategy(model, torch.tensor([2, 0, 2])))
+    # column 0: 0.5 * sample 1; column 2: 0.5 * mean(samples 0, 2) = 0.5 * (3, 3); class 1 absent: zero
+    assert torch.allclose(head.current_trace(), torch.tensor([[1.5, 0.0, 1.5], [0.0, 0.0, 1.5]]))
+    model(torch.tensor([[2.0, 2.0]]))
+    plugin.after_update(fake_strategy(model, torch.tensor([0])))
+    # column 0: 0.5 * (1.5, 0) + 0.5 * (2, 2); column 2 untouched (no decay of an absent class)
+    assert torch.allclose(head.current_trace(), torch.tensor([[1.75, 0.0, 1.5], [1.0, 0.0, 1.5]]))
+
+
+def test_alpha_starts_small_and_uniform_like_dhp():
+    torch.manual_seed(0)
+    alpha = PlasticLinear(50, 20).alpha.detach()
+    assert alpha.min() >= 0 and alpha.max() < 0.01 and alpha.std() > 0.002
+    assert torch.equal(PlasticLinear(3, 2, alpha_init=1.0, alpha_init_dist="constant").alpha.detach(),
+                       torch.ones(3, 2))
+
+
+def test_traces_off_evaluates_the_slow_weights_alone():
+    from clbench.nn.hebbian import traces_off
+
+    head = PlasticLinear(2, 3, eta=1.0, alpha_init=1.0, alpha_init_dist="constant")
+    head(torch.ones(1, 2))
+    head.write_trace(post=torch.ones(1, 3))
+    x = torch.tensor([[1.0, -2.0]])
+    with traces_off(nn.Sequential(head)):
+        assert torch.allclose(head(x), x @ head.weight + head.bias)
+    assert not torch.allclose(head(x), x @ head.weight + head.bias)  # back on after the block
+
+
+def test_a_run_records_the_accuracy_without_the_trace():
+    record = runner.run(resolve("split_digits", "hebbian", cli_values={"epochs": "1", "n_experiences": "2"}))
+    without = record.extras["accuracy_without_trace"]
+    assert len(without) == 2 and all(len(row) == 2 for row in without)
+    assert all(0 <= acc <= 1 for row in without for acc in row)
+    assert without != record.accuracy_matrix  # the trace changes some outputs
+
+
+@pytest.mark.parametrize("keys, plugin", [({"ewc_lambda": "100"}, "EWCPlugin"),
+                                          ({"si_lambda": "1"}, "CopyingSIPlugin")])
+def test_dhp_combines_with_ewc_and_si(keys, plugin):
+    cfg = resolve("split_digits", "hebbian", scenario="task", cli_values={"epochs": "1", **keys})
+    _, strategy = runner.build(cfg)
+    assert [type(p).__name__ for p in strategy.plugins].count(plugin) == 1
+    assert "ewc_lambda" not in resolve("split_digits", "hebbian").to_dict()  # absent at its default
 
 
 def test_multi_head_targets_are_written_into_their_task_head():
@@ -43,7 +95,7 @@ def test_multi_head_targets_are_written_into_their_task_head():
 def test_the_output_post_is_the_softmax_of_the_layer_output():
     from clbench.strategies import HebbianPlugin
 
-    head = PlasticLinear(2, 3, eta=1.0)
+    head = PlasticLinear(2, 3, eta=1.0, rule="hebb")
     x = torch.tensor([[1.0, -1.0]])
     logits = head(x)
     HebbianPlugin(post="output").after_update(fake_strategy(nn.Sequential(head), torch.tensor([0])))

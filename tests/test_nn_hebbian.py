@@ -68,7 +68,7 @@ def test_a_shared_write_is_the_batch_mean_of_per_sample_updates(rule):
 
 
 def test_layer_write_uses_its_own_output_or_the_given_post():
-    layer = PlasticLinear(2, 3, eta=0.5)
+    layer = PlasticLinear(2, 3, eta=0.5, rule="hebb")
     x = torch.tensor([[1.0, 2.0]])
     y = layer(x)
     layer.write_trace(post=torch.tensor([[1.0, 0.0, 2.0]]))
@@ -82,7 +82,7 @@ def test_layer_write_uses_its_own_output_or_the_given_post():
 @pytest.mark.parametrize("mode", ["shared", "per_sample"])
 def test_gradients_reach_weights_alpha_and_eta(mode):
     torch.manual_seed(0)
-    layer = PlasticLinear(4, 3, trace=mode, activation="tanh")
+    layer = PlasticLinear(4, 3, rule="hebb", trace=mode, activation="tanh")
     x = torch.randn(2, 4)
     if mode == "shared":
         layer(x)
@@ -97,7 +97,7 @@ def test_gradients_reach_weights_alpha_and_eta(mode):
 
 @pytest.mark.parametrize("eta", [-0.01, 0.0, 1.2])
 def test_eta_outside_its_range_is_clamped_in_value_but_keeps_its_gradient(eta):
-    layer = PlasticLinear(2, 3, alpha_init=1.0)
+    layer = PlasticLinear(2, 3, rule="hebb", alpha_init=1.0, alpha_init_dist="constant")
     layer.trace.copy_(torch.ones(2, 3))
     layer.pending_outer.copy_(torch.full((2, 3), 3.0))
     with torch.no_grad():
@@ -110,7 +110,8 @@ def test_eta_outside_its_range_is_clamped_in_value_but_keeps_its_gradient(eta):
 
 
 def test_trace_shapes_per_mode():
-    shared, episodic = PlasticLinear(4, 3), PlasticLinear(4, 3, trace="per_sample", alpha="scalar")
+    shared, episodic = PlasticLinear(4, 3, rule="hebb"), PlasticLinear(4, 3, rule="hebb", trace="per_sample",
+                                                                        alpha="scalar")
     x = torch.randn(5, 4)
     shared(x)
     shared.write_trace()
@@ -139,7 +140,8 @@ def test_batch_of_one_reproduces_the_one_sample_loop_shared(rule):
 @pytest.mark.parametrize("rule", ["hebb", "oja"])
 def test_batch_of_one_reproduces_the_one_sample_loop_per_sample(rule):
     torch.manual_seed(2)
-    layer = PlasticLinear(3, 2, rule=rule, eta=0.3, trace="per_sample", activation="tanh", alpha_init=0.5)
+    layer = PlasticLinear(3, 2, rule=rule, eta=0.3, trace="per_sample", activation="tanh", alpha_init=0.5,
+                          alpha_init_dist="constant")
     xs = torch.randn(6, 3)
     reference_out, reference_trace = one_sample_trajectory(copy.deepcopy(layer), xs)
     with torch.no_grad():
@@ -172,7 +174,8 @@ def test_pattern_completion_with_per_sample_traces():
     """Scaled-down sanity task of Miconi et al.: complete ±1 patterns from half of their bits."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    layer = PlasticLinear(32, 32, trace="per_sample", activation="tanh", alpha_init=0.1, eta=0.1)
+    layer = PlasticLinear(32, 32, rule="hebb", trace="per_sample", activation="tanh", alpha_init=0.1,
+                          alpha_init_dist="constant", eta=0.1)
     optimizer = torch.optim.Adam(layer.parameters(), lr=3e-3)
     for _ in range(300):
         patterns, target, probe = make_episodes(32, 2, 32, generator)

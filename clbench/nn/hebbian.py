@@ -4,9 +4,14 @@ A `PlasticLinear` computes y = f(x·(W + α⊙H) + b): W, α and the plasticity
 rate η are trained by backprop, the Hebbian trace H is a fast memory that the
 layer writes itself. Matrices are [in, out], as in the papers.
 
-Rules (per sample; `plastic_update` applies them to a batch):
-  hebb: H ← (1 − η)·H + η·xᵀy
-  oja:  H_ij ← H_ij + η·y_j·(x_i − y_j·H_ij)
+Rules (`plastic_update` applies them to a batch):
+  dhp:  H[:, j] ← (1 − η)·H[:, j] + η·mean of x over the batch weighted by y_j,
+        for the outputs j active in the batch (Σ y_j > 0); the others keep
+        their column. With the one-hot target as y this is DHP Softmax
+        (Thangarasa et al. 2019): each class present in the batch writes the
+        mean activity of its samples, absent classes are untouched.
+  hebb: H ← (1 − η)·H + η·xᵀy (per sample; every column decays every batch)
+  oja:  H_ij ← H_ij + η·y_j·(x_i − y_j·H_ij) (per sample)
 
 Trace modes:
   shared:     one H per layer; after every training batch the batch mean of the
@@ -19,43 +24,68 @@ Trace modes:
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
 from clbench.nn.networks import Classifier, build_model
 
-RULES = ("hebb", "oja")
+RULES = ("dhp", "hebb", "oja")
+ALPHA_INITS = ("uniform", "constant")
 ACTIVATIONS = {"none": lambda t: t, "relu": torch.relu, "tanh": torch.tanh}
 
 
-def outer_terms(x: Tensor, post: Tensor, per_sample: bool) -> tuple[Tensor, Tensor]:
-    """(xᵀy, y²) for a batch: per sample ([B, in, out], [B, 1, out]) or batch means ([in, out], [1, out])."""
+def outer_terms(x: Tensor, post: Tensor, per_sample: bool, rule: str = "hebb") -> tuple[Tensor, Tensor]:
+    """The two terms of one write of `rule`.
+
+    hebb, oja: (xᵀy, y²), per sample ([B, in, out], [B, 1, out]) or as batch means ([in, out], [1, out]).
+    dhp (batches only): (the y-weighted mean of x per output [in, out], which outputs are active [1, out]).
+    """
+    if rule == "dhp":
+        if per_sample:
+            raise ValueError("rule 'dhp' writes per batch: use trace='shared'")
+        weight = post.sum(0, keepdim=True)
+        return x.t() @ post / weight.clamp_min(1e-12), (weight > 0).to(x.dtype)
     if per_sample:
         return x.unsqueeze(2) * post.unsqueeze(1), post.pow(2).unsqueeze(1)
     return x.t() @ post / len(x), post.pow(2).mean(0, keepdim=True)
 
 
 def plastic_update(rule: str, trace: Tensor, outer: Tensor, post_sq: Tensor, eta: Tensor | float) -> Tensor:
-    """The trace after one update of `rule` with the terms of `outer_terms`."""
+    """The trace after one update of `rule` with the terms of `outer_terms` (for dhp `post_sq` says which
+    columns are written: H + η·active·(mean − H))."""
     if rule == "hebb":
         return (1 - eta) * trace + eta * outer
-    if rule == "oja":
+    if rule in ("oja", "dhp"):
         return trace + eta * (outer - trace * post_sq)
     raise ValueError(f"unknown plasticity rule {rule!r}; valid: {', '.join(RULES)}")
+
+
+def initial_alpha(shape: tuple[int, ...], init: float, dist: str) -> Tensor:
+    """α's initial values: `init`·U(0, 1) (DHP) or `init` everywhere."""
+    if dist == "uniform":
+        return torch.rand(shape) * init
+    if dist == "constant":
+        return torch.full(shape, float(init))
+    raise ValueError(f"unknown alpha_init_dist {dist!r}; valid: {', '.join(ALPHA_INITS)}")
 
 
 class PlasticLinear(nn.Module):
     """A linear layer with a Hebbian fast-weight trace: y = f(x·(W + α⊙H) + b)."""
 
-    def __init__(self, in_features: int, out_features: int, rule: str = "hebb", alpha: str = "per_connection",
-                 eta: float = 0.01, trace: str = "shared", activation: str = "none", alpha_init: float = 0.1):
+    def __init__(self, in_features: int, out_features: int, rule: str = "dhp", alpha: str = "per_connection",
+                 eta: float = 0.01, trace: str = "shared", activation: str = "none", alpha_init: float = 0.01,
+                 alpha_init_dist: str = "uniform"):
         super().__init__()
         if rule not in RULES:
             raise ValueError(f"unknown plasticity rule {rule!r}; valid: {', '.join(RULES)}")
         if alpha not in ("per_connection", "scalar") or trace not in ("shared", "per_sample"):
             raise ValueError("alpha must be per_connection or scalar, trace shared or per_sample")
+        if rule == "dhp" and trace == "per_sample":
+            raise ValueError("rule 'dhp' writes per batch: use trace='shared'")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
         self.in_features, self.out_features = in_features, out_features
@@ -64,11 +94,12 @@ class PlasticLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
         alpha_shape = (in_features, out_features) if alpha == "per_connection" else ()
-        self.alpha = nn.Parameter(torch.full(alpha_shape, float(alpha_init)))
+        self.alpha = nn.Parameter(initial_alpha(alpha_shape, alpha_init, alpha_init_dist))
         self.eta = nn.Parameter(torch.tensor(float(eta)))
         self.register_buffer("trace", torch.zeros(in_features, out_features))  # shared H (before pending)
         self.register_buffer("pending_outer", torch.zeros(in_features, out_features))
         self.register_buffer("pending_post_sq", torch.zeros(1, out_features))
+        self.trace_on = True  # False: the layer computes with W alone (what the trace contributes, at test)
         self.episode: Tensor | None = None  # per-sample traces of the current episode
         self.last_input: Tensor | None = None
         self.last_output: Tensor | None = None
@@ -96,7 +127,8 @@ class PlasticLinear(nn.Module):
         bias = self.bias if drive is None else self.bias + drive
         if self.trace_mode == "per_sample":
             return self._forward_episode(x, f, bias)
-        y = f(x @ (self.weight + self.alpha * self.current_trace()) + bias)
+        weight = self.weight + self.alpha * self.current_trace() if self.trace_on else self.weight
+        y = f(x @ weight + bias)
         if self.training:
             self.last_input, self.last_output = x.detach(), y.detach()
         return y
@@ -118,7 +150,7 @@ class PlasticLinear(nn.Module):
         if x is None or post is None:
             return
         self.trace.copy_(self.current_trace())
-        outer, post_sq = outer_terms(x, post.to(x.dtype), per_sample=False)
+        outer, post_sq = outer_terms(x, post.to(x.dtype), per_sample=False, rule=self.rule)
         self.pending_outer.copy_(outer)
         self.pending_post_sq.copy_(post_sq)
 
@@ -140,6 +172,19 @@ class PlasticLinear(nn.Module):
 
 def plastic_layers(model: nn.Module) -> list[tuple[str, PlasticLinear]]:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, PlasticLinear)]
+
+
+@contextlib.contextmanager
+def traces_off(model: nn.Module) -> Iterator[None]:
+    """Within the block every plastic layer of `model` computes with its slow weights alone (W, no α⊙H)."""
+    layers = [layer for _, layer in plastic_layers(model)]
+    for layer in layers:
+        layer.trace_on = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.trace_on = True
 
 
 def hebbian_model(backbone: str, input_shape: tuple[int, ...], hidden: tuple[int, ...], n_heads: int,

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from clbench.config import RunConfig
-from clbench.nn.hebbian import PlasticLinear, hebbian_model, plastic_layers
+from clbench.nn.hebbian import PlasticLinear, hebbian_model, plastic_layers, traces_off
 from clbench.nn.networks import MultiHead
 from clbench.strategies.base import MethodPlugin, MethodStrategy, for_avalanche, template_kwargs
 from clbench.strategies.hebbian import HebbianConfig
@@ -88,6 +88,11 @@ class HebbianPlugin(MethodPlugin):
         units = head.units(y, strategy.mb_task_id) if head is not None else y
         return F.one_hot(units, layer.out_features).float()
 
+    def evaluation_ablations(self, strategy) -> dict:
+        """Evaluations the runner adds to the record: the accuracy with every trace zeroed at test time (what
+        the fast weights contribute on top of the slow ones)."""
+        return {"accuracy_without_trace": lambda: traces_off(strategy.model)}
+
     def record_extras(self, strategy) -> dict:
         layers = plastic_layers(strategy.model)
         return {
@@ -103,10 +108,23 @@ class Hebbian(MethodStrategy):
     plugin_class, plugin_keyword = HebbianPlugin, "hebbian"
 
 
+def consolidation_plugins(cfg: RunConfig) -> list:
+    """Avalanche's EWC and (copying) SI plugins when `ewc_lambda` / `si_lambda` ask for them: DHP combined
+    with a synaptic consolidation method, as in DHP's own experiments."""
+    from avalanche.training.plugins import EWCPlugin
+
+    from clbench.strategies.baselines.strategy import CopyingSIPlugin
+
+    m = cfg.method
+    return [*([EWCPlugin(ewc_lambda=m.ewc_lambda, mode="separate")] if m.ewc_lambda else []),
+            *([CopyingSIPlugin(si_lambda=m.si_lambda)] if m.si_lambda else [])]
+
+
 def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Hebbian:
     m = cfg.method
     net = hebbian_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
                         benchmark.head_size, plastic_hidden=m.plastic_hidden, rule=m.rule, alpha=m.alpha,
-                        eta=m.eta, alpha_init=m.alpha_init)
-    return Hebbian(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
+                        eta=m.eta, alpha_init=m.alpha_init, alpha_init_dist=m.alpha_init_dist)
+    return Hebbian(**template_kwargs(cfg, benchmark, [*plugins, *consolidation_plugins(cfg)],
+                                     model=for_avalanche(net, benchmark)),
                    hebbian=HebbianPlugin.from_config(m))
