@@ -16,7 +16,8 @@ BUILDERS = "clbench.benchmarks.builders"
 
 # van de Ven & Tolias 2019, "Three scenarios for continual learning" (arXiv:1904.07734), Table 2 setup.
 SPLIT_MNIST_PROTOCOL = dict(hidden=(400, 400), optimizer="adam", lr=1e-3, batch_size=128, iterations=2000)
-PERMUTED_MNIST_PROTOCOL = dict(hidden=(1000, 1000), optimizer="adam", lr=1e-4, batch_size=128, iterations=5000)
+PERMUTED_MNIST_PROTOCOL = dict(hidden=(1000, 1000), optimizer="adam", lr=1e-4, batch_size=128, iterations=5000,
+                               normalize=False, pad=2)  # the paper's pixels: [0, 1], zero-padded to 32x32
 VAN_DE_VEN = "van de Ven & Tolias 2019 (Three scenarios for continual learning)"
 # Single-pass protocol of Lopez-Paz & Ranzato 2017 (GEM) / Chaudhry et al. 2019 (A-GEM, ER):
 # reduced ResNet-18 (nf=20), SGD lr 0.03, batch 10, one epoch per experience.

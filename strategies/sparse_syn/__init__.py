@@ -40,7 +40,8 @@ class SparseSynConfig:
     old_lr_scale: float = param(0.0, "step scale of consolidated synapses: 0 freezes them, 1 leaves them free",
                                 ge=0, le=1)
     grow_into: str = param("any", "units new connections of an experience go to: any, or free = units without "
-                                  "consolidated synapses while there are such units", choices=("any", "free"))
+                                  "consolidated synapses while there are such units", choices=("any", "free"),
+                           since=2)
     percent_on: float = param(1.0, "k-winners-take-all activations with this fraction of units on (kwinners' "
                                    "module); 1 = ReLU", gt=0, le=1)
 

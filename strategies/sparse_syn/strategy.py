@@ -248,7 +248,7 @@ def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> SparseSynapses
     net = sparse_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
                        benchmark.head_size, density=None if m.epsilon else m.density, epsilon=m.epsilon or None,
                        generator=torch.Generator().manual_seed(cfg.seed), percent_on=m.percent_on)
-    check_density_cap(cfg, sparse_layers(net), benchmark.n_experiences)
+    check_density_cap(cfg, sparse_layers(net), getattr(benchmark, "n_experiences", 1))  # 1: a saved model's shape
     sparse = SparseSynapsesPlugin.from_config(m, seed=cfg.seed, input_shape=benchmark.input_shape)
     extra = [KWinnersPlugin()] if m.percent_on < 1 else []  # boost decay and activity statistics
     return SparseSynapses(**template_kwargs(cfg, benchmark, [*plugins, *extra], model=for_avalanche(net, benchmark)),
