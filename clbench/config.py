@@ -62,6 +62,15 @@ class TrainConfig:
     current_classes_only: bool = param(False, "single-head runs: the training loss covers only the current "
                                               "experience's classes (the labels trick); the output layer takes "
                                               "no weight decay; evaluation uses every output", since=2)
+    eval_plan: str = param("auto", "which cells of the accuracy matrix are evaluated: full, metrics (the diagonal, "
+                                   "superdiagonal and last row: exact ACC/BWT/FWT/learning accuracy in O(T) passes), "
+                                   "every:K (full rows every K experiences), auto (full up to 20 experiences, "
+                                   "metrics above)", since=2)
+
+    def __post_init__(self):
+        from clbench.evalplan import check_plan
+
+        check_plan(self.eval_plan)
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,22 @@ METRIC_LABELS = {"acc": "ACC", "bwt": "BWT", "fwt": "FWT", "forgetting": "forget
                  "learning_acc": "learning acc"}
 
 
-def format_matrix(matrix: Sequence[Sequence[float]], initial: Sequence[float] | None = None,
+MAX_PRINTED_COLUMNS = 20  # a wider matrix is summarised in the terminal; the record holds it whole
+
+
+def format_matrix(matrix: Sequence[Sequence[float | None]], initial: Sequence[float] | None = None,
                   row_labels: Sequence[str] | None = None) -> str:
-    """Rows: initial, then after training on experience i; columns: test experience j."""
+    """Rows: initial, then after training on experience i; columns: test experience j (blank: not evaluated)."""
     width = len(matrix[0]) if matrix else len(initial or [])
+    if width > MAX_PRINTED_COLUMNS:
+        return (f"({len(matrix)} x {width} cells, in the record: clbench report --matrix, or clbench plot "
+                "--kind matrix)")
     labels = list(row_labels) if row_labels else [f"after {i}" for i in range(len(matrix))]
     lines = ["          " + "".join(f"{'e' + str(j):>8}" for j in range(width))]
     if initial is not None:
         lines.append(f"{'initial':<10}" + "".join(f"{v:8.4f}" for v in initial))
     for label, row in zip(labels, matrix):
-        lines.append(f"{label:<10}" + "".join(f"{v:8.4f}" for v in row))
+        lines.append(f"{label:<10}" + "".join(" " * 8 if v is None else f"{v:8.4f}" for v in row))
     return "\n".join(lines)
 
 

@@ -1,7 +1,10 @@
 """Continual-learning metrics from an accuracy matrix (pure Python, no torch).
 
 R[i][j] is the accuracy on test experience j after training on experience i;
-`initial[j]` that of the untrained model. All values lie in [0, 1].
+`initial[j]` that of the untrained model. All values lie in [0, 1]. A cell an
+evaluation plan skipped is None: ACC needs the last row, BWT and learning
+accuracy the diagonal, FWT the superdiagonal and `initial`, and forgetting
+takes its max over the rows that were evaluated.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from statistics import fmean
 from typing import Sequence
 
-Matrix = Sequence[Sequence[float]]
+Matrix = Sequence[Sequence[float | None]]
 METRICS = ("acc", "bwt", "fwt", "forgetting", "learning_acc")
 DESCRIPTIONS = {
     "acc": "average accuracy after the last experience: mean_j R[T-1][j]",
@@ -35,10 +38,11 @@ def forward_transfer(R: Matrix, initial: Sequence[float]) -> float | None:
 
 
 def forgetting(R: Matrix) -> float | None:
+    """Over the rows evaluated for each test experience (every earlier row under the full plan)."""
     T = len(R[0])
     if T < 2:
         return None
-    return fmean(max(R[i][j] for i in range(T - 1)) - R[T - 1][j] for j in range(T - 1))
+    return fmean(max(R[i][j] for i in range(T - 1) if R[i][j] is not None) - R[T - 1][j] for j in range(T - 1))
 
 
 def learning_accuracy(R: Matrix) -> float:

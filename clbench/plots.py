@@ -76,6 +76,8 @@ def _label(m: dict) -> str:
 
 @register_plot("matrix", "heat map of the (mean) accuracy matrix, values in the cells")
 def plot_matrices(frame, out_dir: Path, fmt: str) -> list[Path]:
+    import numpy as np
+
     from clbench.tables import mean_matrices
 
     plt = pyplot()
@@ -83,9 +85,11 @@ def plot_matrices(frame, out_dir: Path, fmt: str) -> list[Path]:
     for m in mean_matrices(frame):
         n_rows, n_cols = len(m["mean"]), len(m["mean"][0])
         fig, ax = plt.subplots(figsize=(1.1 * n_cols + 2.5, 0.6 * n_rows + 1.8))
-        image = ax.imshow(m["mean"], cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        image = ax.imshow(np.array(m["mean"], dtype=float), cmap="viridis", vmin=0, vmax=1, aspect="auto")
         for i, row in enumerate(m["mean"]):
             for j, value in enumerate(row):
+                if value is None:  # not evaluated by the run's plan: left blank
+                    continue
                 text = f"{value:.2f}" + (f"\n±{m['std'][i][j]:.2f}" if m["n"] > 1 and n_cols <= 10 else "")
                 ax.text(j, i, text, ha="center", va="center", fontsize=8,
                         color="black" if value > 0.6 else "white")
@@ -117,7 +121,7 @@ def plot_curves(frame, out_dir: Path, fmt: str) -> list[Path]:
                                  layout="constrained")
         axes = axes[0]
         for m in members:
-            mean, std = np.array(m["mean"][1:]), np.array(m["std"][1:])
+            mean, std = np.array(m["mean"][1:], dtype=float), np.array(m["std"][1:], dtype=float)
             if len(mean) != n_tests:  # joint training: one row, a level line
                 for j in range(n_tests):
                     axes[j].axhline(mean[0, j], ls="--", lw=1, color="grey", label=_label(m) if j == 0 else None)
@@ -125,13 +129,15 @@ def plot_curves(frame, out_dir: Path, fmt: str) -> list[Path]:
                 continue
             steps = np.arange(n_tests)
             line = None
-            for j in range(n_tests):
-                line, = axes[j].plot(steps, mean[:, j], marker="o", ms=3, label=_label(m) if j == 0 else None,
+            for j in range(n_tests):  # over the rows the run's plan evaluated
+                ok = np.isfinite(mean[:, j])
+                line, = axes[j].plot(steps[ok], mean[ok, j], marker="o", ms=3, label=_label(m) if j == 0 else None,
                                      color=line.get_color() if line is not None else None)
-                axes[j].fill_between(steps, mean[:, j] - std[:, j], mean[:, j] + std[:, j], alpha=0.15,
+                axes[j].fill_between(steps[ok], mean[ok, j] - std[ok, j], mean[ok, j] + std[ok, j], alpha=0.15,
                                      color=line.get_color())
-            seen = [mean[i, : i + 1].mean() for i in steps]
-            axes[-1].plot(steps, seen, marker="o", ms=3, color=line.get_color())
+            seen = np.array([mean[i, : i + 1].mean() for i in steps])  # NaN where a row was not evaluated whole
+            ok = np.isfinite(seen)
+            axes[-1].plot(steps[ok], seen[ok], marker="o", ms=3, color=line.get_color())
         for j, ax in enumerate(axes):
             ax.set_title(f"test experience {j}" if j < n_tests else "average on seen so far", fontsize=9)
             ax.set_xticks(range(n_tests))

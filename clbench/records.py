@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, Callable
 
 from clbench.errors import UsageError
 
-SCHEMA = 1
+SCHEMA = 2  # 2: matrix cells an evaluation plan skipped are null; `evaluation` says which plan
 CHECKPOINT_SUFFIX = ".ckpt"  # a run's checkpoint, beside its record
 MODEL_SUFFIX = ".model.pt"  # a run's saved model (clbench run --save-model), beside its record
 
@@ -44,6 +44,7 @@ class RunRecord:
     extras: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)  # the plan and how many test-set passes it made
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema: int = SCHEMA
 

@@ -91,9 +91,10 @@ def records_frame(records: list[dict]) -> "pd.DataFrame":
             "parameters": (r.get("model") or {}).get("parameters"),
             "density": (r.get("model") or {}).get("density"),
             "matrix": r["accuracy_matrix"], "initial": r.get("initial_accuracy"), "extras": r.get("extras") or {},
+            "evaluation": r.get("evaluation") or {},
         })
     frame = pd.DataFrame(rows, columns=["benchmark", "scenario", "strategy", "seed", "status", "run_id", "config",
-                                        *COLUMNS, "matrix", "initial", "extras"])
+                                        *COLUMNS, "matrix", "initial", "extras", "evaluation"])
     frame["variant"] = ""
     for _, idx in frame.groupby(["benchmark", "scenario", "strategy"]).groups.items():
         configs = [frame.at[i, "config"] for i in idx]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from clbench import checkpoint
+from clbench import checkpoint, evalplan
 from clbench.benchmarks.store import Benchmark, ExperienceData
 from clbench.checkpoint import Checkpointing
 from clbench.config import RunConfig, resolve
@@ -68,10 +68,11 @@ def model_forward(model: nn.Module, x: torch.Tensor, task_label: int, multi_head
     return model(x)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: nn.Module, benchmark: Benchmark, exp: ExperienceData, batch_size: int,
              device: str = "cpu") -> float:
-    """Accuracy on one test experience: large batches, no autograd, no per-sample Python."""
+    """Accuracy on one test experience: large batches gathered from the shared image store (a permuted
+    experience permutes each batch, no copy of its test set), inference mode, no per-sample Python."""
     was_training = model.training
     model.eval()
     correct = 0
@@ -83,8 +84,12 @@ def evaluate(model: nn.Module, benchmark: Benchmark, exp: ExperienceData, batch_
     return correct / max(len(exp), 1)
 
 
-def evaluate_all(model: nn.Module, benchmark: Benchmark, batch_size: int, device: str) -> list[float]:
-    return [evaluate(model, benchmark, exp, batch_size, device) for exp in benchmark.test]
+def evaluate_all(model: nn.Module, benchmark: Benchmark, batch_size: int, device: str,
+                 columns: Sequence[int] | None = None) -> list[float | None]:
+    """Accuracy on every test experience, or on `columns` only (None in the other places)."""
+    wanted = set(range(len(benchmark.test)) if columns is None else columns)
+    return [evaluate(model, benchmark, exp, batch_size, device) if j in wanted else None
+            for j, exp in enumerate(benchmark.test)]
 
 
 def model_stats(model: nn.Module) -> dict[str, Any]:
@@ -146,6 +151,16 @@ def run(cfg: RunConfig, reporter: Reporter | None = None, checkpointing: Checkpo
     return record
 
 
+def evaluation_summary(cfg: RunConfig, benchmark: Benchmark, progress: Progress) -> dict[str, Any]:
+    """The record's `evaluation`: the plan a run used and its test-set passes (the initial row's included)."""
+    plan = evalplan.resolved(cfg.train.eval_plan, len(benchmark.test))
+    passes = len(progress.initial) + sum(cell is not None for row in progress.matrix for cell in row)
+    summary: dict[str, Any] = {"plan": plan, "test_passes": passes}
+    if plan != "full":
+        summary["forgetting"] = "max over the evaluated rows"
+    return summary
+
+
 def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None, plugins: Sequence,
          model_path: Path | None) -> RunRecord:
     start = time.perf_counter()
@@ -181,7 +196,7 @@ def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None
         seed=cfg.seed, config=cfg.to_dict(), experiences=benchmark.describe(), initial_accuracy=progress.initial,
         accuracy_matrix=matrix, metrics=summarize(matrix, progress.initial) if error is None else summarize([]),
         timing=timing, model=model_stats(strategy.model), status=status, error=error,
-        extras=progress.extras, env=env,
+        extras=progress.extras, env=env, evaluation=evaluation_summary(cfg, benchmark, progress),
     )
 
 
@@ -212,14 +227,15 @@ def collect_extras(strategy, extras: dict[str, list]) -> None:
                 extras.setdefault(key, []).append(value)
 
 
-def collect_ablations(strategy, benchmark: Benchmark, cfg: RunConfig, extras: dict[str, list]) -> None:
+def collect_ablations(strategy, benchmark: Benchmark, cfg: RunConfig, extras: dict[str, list],
+                      columns: Sequence[int] | None = None) -> None:
     """Append an accuracy row per ablation a plugin names (`evaluation_ablations(strategy)`: extras key ->
-    context manager factory): every test experience evaluated inside the context."""
+    context manager factory): the test experiences of the row (`columns`) evaluated inside the context."""
     for plugin in strategy.plugins:
         if callable(getattr(plugin, "evaluation_ablations", None)):
             for key, context in plugin.evaluation_ablations(strategy).items():
                 with context():
-                    row = evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device)
+                    row = evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device, columns)
                 extras.setdefault(key, []).append(row)
 
 
@@ -230,6 +246,7 @@ def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConf
 
     Returns None, or a dict with `status` ("diverged" or "failed") and where it happened.
     """
+    plan = evalplan.resolved(cfg.train.eval_plan, len(benchmark.test))
     for i in range(len(progress.matrix), len(steps)):
         reporter.start_experience(i, len(steps))
         t0 = time.perf_counter()
@@ -244,8 +261,10 @@ def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConf
         progress.train_s.append(time.perf_counter() - t0)
         collect_extras(strategy, progress.extras)
         t0 = time.perf_counter()
-        progress.matrix.append(evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device))
-        collect_ablations(strategy, benchmark, cfg, progress.extras)
+        columns = evalplan.columns(plan, i, len(steps), len(benchmark.test))
+        progress.matrix.append(evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device,
+                                            columns))
+        collect_ablations(strategy, benchmark, cfg, progress.extras, columns)
         progress.eval_s.append(time.perf_counter() - t0)
         if checkpointing is not None and checkpointing.writes_after(i, len(steps)):
             t0 = time.perf_counter()

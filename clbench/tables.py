@@ -68,6 +68,8 @@ def latex_escape(text: str) -> str:
 
 
 def _latex_number(text: str) -> str:
+    if not text:
+        return ""
     return "--" if text == "—" else "$" + text.replace(" ± ", r" \pm ") + "$"
 
 
@@ -109,17 +111,31 @@ def mean_matrices(frame: "pd.DataFrame") -> list[dict]:
         matrices = np.array(list(group["matrix"]), dtype=float)
         initial = np.array(list(group["initial"]), dtype=float)
         ddof = 1 if len(group) > 1 else 0
-        out.append({**dict(zip(GROUP_KEYS, key)), "n": len(group),
+        plans = sorted({(r or {}).get("plan", "full") for r in group["evaluation"]})
+        out.append({**dict(zip(GROUP_KEYS, key)), "n": len(group), "plan": "/".join(plans),
                     "rows": ["initial"] + ([f"after {i}" for i in range(matrices.shape[1])]
                                            if matrices.shape[1] == matrices.shape[2] else ["joint"]),
-                    "mean": np.vstack([initial.mean(0), matrices.mean(0)]).tolist(),
-                    "std": np.vstack([initial.std(0, ddof=ddof), matrices.std(0, ddof=ddof)]).tolist()})
+                    "mean": _cells(np.vstack([initial.mean(0), matrices.mean(0)])),
+                    "std": _cells(np.vstack([initial.std(0, ddof=ddof), matrices.std(0, ddof=ddof)]))})
     return out
 
 
 def _title(m: dict) -> str:
     variant = "" if m["variant"] == "default" else f" [{m['variant']}]"
-    return f"{m['benchmark']} / {m['scenario']} / {m['strategy']}{variant} (n={m['n']})"
+    plan = "" if m.get("plan", "full") == "full" else f", eval plan {m['plan']}: blank cells not evaluated"
+    return f"{m['benchmark']} / {m['scenario']} / {m['strategy']}{variant} (n={m['n']}{plan})"
+
+
+def _cells(array) -> list[list[float | None]]:
+    """Rows of an array as lists, None where a cell was not evaluated (NaN)."""
+    return [[None if math.isnan(v) else v for v in row] for row in array.tolist()]
+
+
+def _cell(mean: float | None, std: float | None, n: int) -> str:
+    """A mean (± std) cell; blank where the evaluation plan skipped the cell."""
+    if mean is None:
+        return ""
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if n > 1 else "")
 
 
 def render_matrices(matrices: list[dict], fmt: str) -> str:
@@ -132,12 +148,13 @@ def render_matrices(matrices: list[dict], fmt: str) -> str:
             for label, means, stds in zip(m["rows"], m["mean"], m["std"]):
                 for j, (mean, std) in enumerate(zip(means, stds)):
                     keys = ",".join(f'"{m[k]}"' if "," in str(m[k]) else str(m[k]) for k in GROUP_KEYS)
-                    lines.append(f"{keys},{m['n']},{label},{j},{mean!r},{std!r}")
+                    if mean is not None:
+                        lines.append(f"{keys},{m['n']},{label},{j},{mean!r},{std!r}")
         return "\n".join(lines)
     blocks = []
     for m in matrices:
         header = [""] + [f"e{j}" for j in range(len(m["mean"][0]))]
-        rows = [[label] + [f"{mean:.4f}" + (f" ± {std:.4f}" if m["n"] > 1 else "") for mean, std in zip(ms, ss)]
+        rows = [[label] + [_cell(mean, std, m["n"]) for mean, std in zip(ms, ss)]
                 for label, ms, ss in zip(m["rows"], m["mean"], m["std"])]
         if fmt == "markdown":
             body = "\n".join(["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]

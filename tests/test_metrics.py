@@ -55,3 +55,48 @@ def test_joint_row_has_accuracy_only():
 
 def test_empty_matrix_has_no_metrics():
     assert all(v is None for v in metrics.summarize([]).values())
+
+
+PLANS = ["full", "metrics", "every:2", "every:3"]
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_metrics_from_the_cells_a_plan_evaluates_equal_the_full_matrix(plan):
+    from clbench.evalplan import columns
+
+    R = [[0.9, 0.2, 0.1, 0.3], [0.7, 0.8, 0.2, 0.1], [0.6, 0.7, 0.95, 0.4], [0.5, 0.6, 0.9, 0.85]]
+    initial = [0.1, 0.12, 0.09, 0.11]
+    sparse = [[R[i][j] if j in columns(plan, i, 4, 4) else None for j in range(4)] for i in range(4)]
+    full, planned = metrics.summarize(R, initial), metrics.summarize(sparse, initial)
+    for name in ("acc", "bwt", "fwt", "learning_acc"):
+        assert planned[name] == full[name]
+    assert planned["forgetting"] <= full["forgetting"]  # a max over fewer rows
+
+
+@pytest.mark.parametrize("plan, expected", [
+    ("full", [[0, 1, 2, 3]] * 4),
+    ("metrics", [[0, 1], [1, 2], [2, 3], [0, 1, 2, 3]]),
+    ("every:2", [[0, 1], [0, 1, 2, 3], [2, 3], [0, 1, 2, 3]]),
+])
+def test_the_cells_of_each_plan(plan, expected):
+    from clbench.evalplan import columns, evaluated_cells
+
+    assert [columns(plan, i, 4, 4) for i in range(4)] == expected
+    assert evaluated_cells(plan, 4, 4) == sum(map(len, expected))
+    assert columns(plan, 0, 1, 4) == [0, 1, 2, 3]  # joint training: its one row is the last
+
+
+def test_auto_is_full_up_to_twenty_experiences_then_metrics():
+    from clbench.evalplan import resolved
+
+    assert resolved("auto", 20) == "full" and resolved("auto", 21) == "metrics"
+    assert resolved("every:5", 100) == "every:5"
+
+
+@pytest.mark.parametrize("bad", ["every", "every:0", "every:x", "some", "every:-1", ""])
+def test_a_bad_plan_is_a_usage_error(bad):
+    from clbench.config import resolve
+    from clbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="bad value for 'eval_plan'"):
+        resolve("split_digits", "naive", cli_values={"eval_plan": bad})

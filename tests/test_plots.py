@@ -60,3 +60,31 @@ def test_bad_format(cli, folder, tmp_path):
 def test_duplicate_plot_kind_is_refused():
     with pytest.raises(ValueError, match="registered twice"):
         plots.register_plot("matrix", "again")(lambda *a: [])
+
+
+def test_records_of_a_sparse_plan_and_of_schema_1_report_and_plot(cli, tmp_path):
+    """Cells an evaluation plan skipped are blank in `report --matrix` and left out of the figures; a
+    record written before plans existed (schema 1) still reads."""
+    import json
+
+    from clbench import runner
+    from clbench.config import resolve
+    from clbench.records import write_record
+
+    keys = {"n_experiences": "4", "epochs": "1", "eval_plan": "metrics"}
+    path = write_record(runner.run(resolve("permuted_digits", "naive", cli_values=keys)), tmp_path / "runs")
+    old = json.loads(path.read_text())
+    old.update(schema=1, run_id="domain-s0-old", config={**old["config"], "eval_plan": "full"})
+    old.pop("evaluation")
+    old["accuracy_matrix"] = [[0.5] * 4 for _ in range(4)]
+    (path.parent / "domain-s0-old.json").write_text(json.dumps(old))
+    result = cli("report", tmp_path / "runs", "--matrix")
+    assert result.code == 0, result.err
+    assert "eval plan metrics: blank cells not evaluated" in result.out
+    assert "0.5000" in result.out  # the schema-1 record
+    for kind in ("matrix", "curves"):
+        result = cli("plot", tmp_path / "runs", "--kind", kind, "--out", tmp_path / kind)
+        assert result.code == 0, result.err
+        assert list((tmp_path / kind).glob("*.png"))
+    csv = cli("report", tmp_path / "runs", "--matrix", "--format", "csv").out
+    assert "None" not in csv and "nan" not in csv

@@ -277,3 +277,16 @@ def test_current_classes_only_keeps_classes_whose_samples_are_in_the_batch(strat
     masks.clear()
     strategy.train(stream[1])
     assert torch.stack(masks).any(0).nonzero().flatten().tolist() == trained_classes
+
+
+def test_the_metrics_plan_gives_the_full_plans_metrics_from_o_of_t_passes():
+    keys = {"n_experiences": "10", "epochs": "1"}
+    full = runner.run(resolve("permuted_digits", "naive", cli_values={**keys, "eval_plan": "full"}))
+    cheap = runner.run(resolve("permuted_digits", "naive", cli_values={**keys, "eval_plan": "metrics"}))
+    for name in ("acc", "bwt", "fwt", "learning_acc"):
+        assert cheap.metrics[name] == full.metrics[name]
+    assert cheap.accuracy_matrix[-1] == full.accuracy_matrix[-1]
+    assert cheap.accuracy_matrix[3] == [None] * 3 + full.accuracy_matrix[3][3:5] + [None] * 5
+    assert full.evaluation == {"plan": "full", "test_passes": 110}
+    assert cheap.evaluation == {"plan": "metrics", "test_passes": 10 + 9 * 2 + 10,
+                                "forgetting": "max over the evaluated rows"}
