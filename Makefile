@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.clbench-installed
 DATA_ROOT ?= $(abspath ../shared/data)
 
-.PHONY: install lint run test test-real test-slow test-cluster clean
+.PHONY: install lint run test test-real test-slow test-cluster bench clean
 
 install: $(STAMP)
 
@@ -38,6 +38,13 @@ test-slow: install
 # A two-node Ray cluster on a loopback of its own (needs root for 'unshare --net').
 test-cluster: install
 	$(BIN)/python -m pytest -q -m cluster
+
+# per-strategy ms/iteration, its growth over 50 tasks and the harness against a bare loop, one thread;
+# on permuted MNIST (the 1000-1000 MLP) when the data are there, else on the offline digits
+bench: install
+	@if [ -d "$${CLBENCH_DATA_ROOT:-../shared/data}/MNIST/raw" ]; then \
+		CLBENCH_DATA_ROOT=$${CLBENCH_DATA_ROOT:-../shared/data} $(BIN)/clbench bench -b permuted_mnist; \
+	else $(BIN)/clbench bench -b permuted_digits; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info

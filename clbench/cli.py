@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import warnings
 from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
 import click
 
+from clbench.cli_bench import bench
 from clbench.config import RunConfig, load_toml, parse_assignments, parse_seeds, resolve
 from clbench.errors import ClbenchError, UsageError
 from clbench.registry import BENCHMARKS, STRATEGIES
@@ -374,8 +376,16 @@ def plot(paths: tuple[str, ...], kind: str, out: str, fmt: str, benchmark: str |
         click.echo(f"wrote {path}")
 
 
+cli.add_command(bench)
+
+# printed when Avalanche is imported: qpsolvers (used by GEM only) finds no solver installed
+QUIET_IMPORT_WARNINGS = ("no QP solver found",)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ClbenchError -> one line on stderr and its exit code."""
+    for message in QUIET_IMPORT_WARNINGS:  # third-party notices a user cannot act on
+        warnings.filterwarnings("ignore", message=message)
     try:
         cli.main(args=argv, prog_name="clbench", standalone_mode=False)
     except ClbenchError as exc:

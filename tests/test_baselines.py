@@ -110,3 +110,42 @@ def test_lwf_alpha_is_refused_with_the_one_over_t_weighting():
     cfg = resolve("split_digits", "lwf", scenario="class", cli_values={"lwf_weighting": "1/t", "lwf_alpha": "2"})
     with pytest.raises(UsageError, match="lwf_alpha=2.0 has no effect with lwf_weighting=1/t"):
         runner.build(cfg)
+
+
+def test_the_merged_ewc_penalty_is_avalanches_sum_over_experiences():
+    """After three experiences the merged quadratic has the value and the gradient of Avalanche's separate
+    penalties (one per experience), in constant memory."""
+    from types import SimpleNamespace
+
+    from avalanche.training.plugins import EWCPlugin
+
+    from clbench.strategies.baselines.ewc import MergedEWCPlugin
+
+    class Observer(MergedEWCPlugin):  # merges what Avalanche's plugin sees, without acting on training
+        def after_backward(self, strategy, **kwargs):
+            pass
+
+    cfg = resolve("split_digits", "naive", cli_values={"epochs": "1"}, device="cpu")
+    runner.seed_everything(0)
+    bench, strategy = runner.build(cfg)
+    avalanche_ewc, merged = EWCPlugin(50.0, mode="separate"), Observer(50.0)
+    strategy.plugins += [avalanche_ewc, merged]
+    for exp in list(bench.train_stream)[:3]:
+        strategy.train(exp)
+    assert len(avalanche_ewc.importances) == 3 and len(merged.importances) == 0
+    assert len(merged.curvature) == len(list(strategy.model.parameters()))
+
+    model = strategy.model
+    fake = SimpleNamespace(model=model, loss=torch.zeros(()), clock=SimpleNamespace(train_exp_counter=3),
+                           device="cpu")
+    model.zero_grad()
+    avalanche_ewc.before_backward(fake)
+    expected_value = float(fake.loss)
+    fake.loss.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    fake.loss = torch.zeros(())
+    MergedEWCPlugin.after_backward(merged, fake)
+    assert float(fake.loss) == pytest.approx(expected_value, rel=1e-5)
+    for name, param in model.named_parameters():
+        assert torch.allclose(param.grad, expected[name], rtol=1e-4, atol=1e-6), name

@@ -72,7 +72,7 @@ def test_a_run_records_the_accuracy_without_the_trace():
     assert without != record.accuracy_matrix  # the trace changes some outputs
 
 
-@pytest.mark.parametrize("keys, plugin", [({"ewc_lambda": "100"}, "EWCPlugin"),
+@pytest.mark.parametrize("keys, plugin", [({"ewc_lambda": "100"}, "MergedEWCPlugin"),
                                           ({"si_lambda": "1"}, "CopyingSIPlugin")])
 def test_dhp_combines_with_ewc_and_si(keys, plugin):
     cfg = resolve("split_digits", "hebbian", scenario="task", cli_values={"epochs": "1", **keys})

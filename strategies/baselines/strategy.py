@@ -14,12 +14,13 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from avalanche.models import MultiTaskModule
 from avalanche.models.utils import avalanche_forward
-from avalanche.training import EWC, Cumulative, JointTraining, Naive
-from avalanche.training.plugins import SynapticIntelligencePlugin
+from avalanche.training import Cumulative, JointTraining, Naive
+from avalanche.training.plugins import EWCPlugin, SynapticIntelligencePlugin
 
 from clbench.config import RunConfig
 from clbench.errors import UsageError
 from clbench.strategies.base import template_kwargs
+from clbench.strategies.baselines.ewc import MergedEWCPlugin
 from clbench.strategies.baselines.replay import ResumableReplayPlugin
 
 if TYPE_CHECKING:
@@ -38,11 +39,15 @@ def build_joint(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> JointTra
     return JointTraining(**template_kwargs(cfg, benchmark, plugins))
 
 
-def build_ewc(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> EWC:
+def build_ewc(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
+    """`separate` mode: Naive with the merged penalty (`MergedEWCPlugin`, constant cost per iteration);
+    `online` mode: Avalanche's EWC plugin as it is."""
     m = cfg.method
-    decay = m.ewc_decay if m.ewc_mode == "online" else None
-    return EWC(**template_kwargs(cfg, benchmark, plugins), ewc_lambda=m.ewc_lambda, mode=m.ewc_mode,
-               decay_factor=decay)
+    if m.ewc_mode == "separate":
+        ewc = MergedEWCPlugin(m.ewc_lambda)
+    else:
+        ewc = EWCPlugin(m.ewc_lambda, mode="online", decay_factor=m.ewc_decay)
+    return Naive(**template_kwargs(cfg, benchmark, [*plugins, ewc]))
 
 
 class CopyingSIPlugin(SynapticIntelligencePlugin):

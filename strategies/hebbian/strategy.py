@@ -109,14 +109,13 @@ class Hebbian(MethodStrategy):
 
 
 def consolidation_plugins(cfg: RunConfig) -> list:
-    """Avalanche's EWC and (copying) SI plugins when `ewc_lambda` / `si_lambda` ask for them: DHP combined
+    """EWC (merged penalty) and (copying) SI plugins when `ewc_lambda` / `si_lambda` ask for them: DHP combined
     with a synaptic consolidation method, as in DHP's own experiments."""
-    from avalanche.training.plugins import EWCPlugin
-
+    from clbench.strategies.baselines.ewc import MergedEWCPlugin
     from clbench.strategies.baselines.strategy import CopyingSIPlugin
 
     m = cfg.method
-    return [*([EWCPlugin(ewc_lambda=m.ewc_lambda, mode="separate")] if m.ewc_lambda else []),
+    return [*([MergedEWCPlugin(m.ewc_lambda)] if m.ewc_lambda else []),
             *([CopyingSIPlugin(si_lambda=m.si_lambda)] if m.si_lambda else [])]
 
 

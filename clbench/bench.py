@@ -1,0 +1,175 @@
+"""`clbench bench`: what a training iteration costs per strategy, whether the cost stays flat as tasks
+accumulate, and the harness against a bare PyTorch loop of the same work — on one thread, so anyone can
+re-measure on their machine.
+
+Iteration time is measured from `before_training_iteration` to `after_training_iteration` (forward,
+backward, the method's per-step work, the optimizer step); the rest of an experience's training time is
+per-experience work (EWC's Fisher pass, growth, consolidation), reported apart.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from avalanche.core import SupervisedPlugin
+from torch import nn
+
+from clbench import runner
+from clbench.config import resolve
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MiB (Linux: /proc/self/statm; elsewhere the peak so far)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class IterationTimer(SupervisedPlugin):
+    """Per experience: the seconds spent inside training iterations, their count, and RSS after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+        self.iterations: list[int] = []
+        self.rss: list[float] = []
+        self._start = 0.0
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.seconds.append(0.0)
+        self.iterations.append(0)
+
+    def before_training_iteration(self, strategy, **kwargs):
+        self._start = time.perf_counter()
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.seconds[-1] += time.perf_counter() - self._start
+        self.iterations[-1] += 1
+
+    def after_training_exp(self, strategy, **kwargs):
+        self.rss.append(rss_mb())
+
+    def ms_per_iteration(self, experience: int) -> float:
+        return 1000 * self.seconds[experience] / max(1, self.iterations[experience])
+
+
+@dataclass
+class Measurement:
+    """One strategy's run under the timer."""
+
+    strategy: str
+    ms_per_it: list[float]
+    per_experience_s: list[float]  # training time outside the iterations, per experience
+    rss_mb: list[float]
+    train_ms_per_it: list[float]  # all of an experience's training time over its iterations
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def measure(benchmark: str, strategy: str, experiences: int, iterations: int, keys: dict | None = None,
+            data_root: str | None = None) -> Measurement:
+    """Train `strategy` for `experiences` x `iterations` on one thread (evaluation plan `metrics`)."""
+    values = {"n_experiences": experiences, "iterations": iterations, "eval_plan": "metrics", **(keys or {})}
+    cfg = resolve(benchmark, strategy, cli_values={k: str(v) for k, v in values.items()}, threads=1,
+                  data_root=data_root, download=False)
+    timer = IterationTimer()
+    record = runner.run(cfg, plugins=[timer])
+    if record.status != "ok":
+        raise RuntimeError(f"{strategy} {record.status}: {record.error}")
+    outside = [train - seconds for train, seconds in zip(record.timing["train"], timer.seconds)]
+    return Measurement(strategy, [timer.ms_per_iteration(i) for i in range(len(timer.seconds))], outside,
+                       timer.rss, [1000 * t / max(1, n) for t, n in zip(record.timing["train"], timer.iterations)])
+
+
+def bare_loop_ms(benchmark: str, iterations: int, data_root: str | None = None, seed: int = 0) -> float:
+    """ms per iteration of the bare PyTorch loop on the benchmark's protocol: its MLP, Adam, batches sliced
+    from the same image store, first experience, no plugins."""
+    cfg = resolve(benchmark, "naive", cli_values={"n_experiences": "1"}, threads=1, data_root=data_root,
+                  download=False)
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    from clbench.registry import BENCHMARKS
+
+    data = BENCHMARKS.get(benchmark).load_builder()(cfg)
+    exp = data.train[0]
+    sizes = [int(torch.tensor(data.input_shape).prod()), *cfg.train.hidden]
+    layers: list[nn.Module] = [nn.Flatten()]
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(sizes[-1], data.head_size * data.n_heads))
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    loss_fn = nn.CrossEntropyLoss()
+    rows, targets = exp.rows, exp.targets
+    size, done, start = cfg.train.batch_size, 0, time.perf_counter()
+    while done < iterations:
+        order = torch.randperm(len(rows))
+        for i in range(0, len(rows), size):
+            pick = order[i:i + size]
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(data.store.fetch(rows[pick], exp.permutation)), targets[pick]).backward()
+            optimizer.step()
+            done += 1
+            if done == iterations:
+                break
+    return 1000 * (time.perf_counter() - start) / iterations
+
+
+def harness_ratio(benchmark: str, iterations: int, pairs: int = 3, data_root: str | None = None) -> dict:
+    """naive's training ms/iteration (batches, callbacks and all) against the bare loop's, `pairs`
+    back-to-back pairs; the median ratio."""
+    ratios = []
+    for _ in range(pairs):
+        naive = measure(benchmark, "naive", 1, iterations, data_root=data_root).train_ms_per_it[0]
+        bare = bare_loop_ms(benchmark, iterations, data_root)
+        ratios.append((naive, bare, naive / bare))
+    return {"pairs": ratios, "median_ratio": statistics.median(r for _, _, r in ratios)}
+
+
+def speed_table(results: list[Measurement]) -> str:
+    """ms per iteration (mean over the experiences after the first), × naive, per-experience seconds, peak RSS."""
+    base = next((m for m in results if m.strategy == "naive"), results[0])
+    naive_ms = statistics.fmean(base.ms_per_it[1:] or base.ms_per_it)
+    lines = [f"{'strategy':<14}{'ms/it':>9}{'x naive':>9}{'s/exp outside its':>19}{'RSS MiB':>10}"]
+    for m in results:
+        ms = statistics.fmean(m.ms_per_it[1:] or m.ms_per_it)
+        lines.append(f"{m.strategy:<14}{ms:9.2f}{ms / naive_ms:9.2f}{statistics.fmean(m.per_experience_s):19.2f}"
+                     f"{max(m.rss_mb):10.0f}")
+    return "\n".join(lines)
+
+
+def scaling_table(results: list[Measurement]) -> str:
+    """ms per iteration in the second and the last experience, and resident memory after the first and last."""
+    last = len(results[0].ms_per_it)
+    lines = [f"{'strategy':<14}{'ms/it exp 2':>12}{f'exp {last}':>10}{'ratio':>8}{'RSS exp 1':>11}"
+             f"{f'exp {last}':>9}{'growth MiB':>12}"]
+    for m in results:
+        lines.append(f"{m.strategy:<14}{m.ms_per_it[1]:12.2f}{m.ms_per_it[-1]:10.2f}"
+                     f"{m.ms_per_it[-1] / m.ms_per_it[1]:8.2f}{m.rss_mb[0]:11.0f}{m.rss_mb[-1]:9.0f}"
+                     f"{m.rss_mb[-1] - m.rss_mb[0]:12.1f}")
+    return "\n".join(lines)
+
+
+def run_bench(parts: list[str], benchmark: str, strategies: list[str], experiences: int, iterations: int,
+              scaling_experiences: int, scaling_iterations: int, data_root: str | None, echo) -> None:
+    """Print the tables of `parts` (speed, scaling, harness) as each finishes."""
+    echo(f"clbench bench on {benchmark}, one thread, torch {torch.__version__}, {os.cpu_count()} CPUs")
+    if "speed" in parts:
+        echo(f"\nspeed: {experiences} experiences x {iterations} iterations")
+        echo(speed_table([measure(benchmark, s, experiences, iterations, data_root=data_root) for s in strategies]))
+    if "scaling" in parts:
+        echo(f"\nscaling: {scaling_experiences} experiences x {scaling_iterations} iterations")
+        echo(scaling_table([measure(benchmark, s, scaling_experiences, scaling_iterations, data_root=data_root)
+                            for s in strategies]))
+    if "harness" in parts:
+        result = harness_ratio(benchmark, iterations, data_root=data_root)
+        pairs = ", ".join(f"{naive:.2f}/{bare:.2f}" for naive, bare, _ in result["pairs"])
+        echo(f"\nharness: naive against the bare loop, ms/it (pairs) {pairs}; median ratio "
+             f"{result['median_ratio']:.3f}")

@@ -1,0 +1,29 @@
+"""clbench bench: the per-strategy timing tables and the harness ratio, on the digits."""
+
+
+def test_bench_prints_the_three_tables(cli):
+    result = cli("bench", "-b", "permuted_digits", "-s", "naive,ewc", "--experiences", "2", "--iterations", "5",
+                 "--scaling-experiences", "3", "--scaling-iterations", "4")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    speed = lines.index("speed: 2 experiences x 5 iterations")
+    assert lines[speed + 2].startswith("naive") and lines[speed + 3].startswith("ewc")
+    assert float(lines[speed + 2].split()[2]) == 1.0  # x naive
+    scaling = lines.index("scaling: 3 experiences x 4 iterations")
+    assert "exp 3" in lines[scaling + 1] and lines[scaling + 3].startswith("ewc")
+    assert any(line.startswith("harness: naive against the bare loop") for line in lines)
+
+
+def test_the_timer_counts_every_iteration_and_separates_per_experience_work():
+    from clbench.bench import measure
+
+    m = measure("permuted_digits", "ewc", 3, 7)
+    assert len(m.ms_per_it) == len(m.per_experience_s) == len(m.rss_mb) == 3
+    assert all(ms > 0 for ms in m.ms_per_it) and all(s >= 0 for s in m.per_experience_s)
+    assert all(train >= it for train, it in zip(m.train_ms_per_it, m.ms_per_it))
+
+
+def test_bench_refuses_unknown_parts_and_strategies(cli):
+    assert cli("bench", "--parts", "speed,nope").code == 2
+    result = cli("bench", "-s", "naive,nosuch")
+    assert result.code == 2 and "nosuch" in result.err
