@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import pickle
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,8 @@ class IdxSet:
     folder: str
     mirrors: tuple[str, ...]
     md5: dict  # file name (.gz) -> md5
+    image_shape: tuple[int, ...] = (28, 28)
+    n_classes: int = 10
 
 
 MNIST = IdxSet(
@@ -108,11 +112,48 @@ def missing_data(benchmark: str, folder: Path, expected: list[str], why: str) ->
 
 
 # ------------------------------------------------------------------ idx files
+VERIFY_ENV = "CLBENCH_VERIFY_DATA"  # 0: accept files in the official names that are not the official files
+
+
+def verified_cache() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "clbench" / "verified-files.json"
+
+
+def verify_md5(path: Path, expected: str) -> None:
+    """A DataError unless `path` (a .gz file of a known data set) has the official MD5. The verdict is cached
+    by path, size and modification time, so each file is read once."""
+    if os.environ.get(VERIFY_ENV, "1") == "0" or path.suffix != ".gz":
+        return
+    stat, cache_file = path.stat(), verified_cache()
+    stamp = [str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected]
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = []
+    if stamp in cache:
+        return
+    found = md5sum(path)
+    if found != expected:
+        raise DataError(f"{path} has MD5 {found}, expected {expected} (the official file's): it is damaged or not "
+                        "the official file. Fix: delete it and run again to download it, or pass --data-root to a "
+                        f"good copy (for files you made yourself in this format, set {VERIFY_ENV}=0).")
+    try:  # best effort: a read-only home only costs the check again next time
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps([*cache[-63:], stamp]))
+    except OSError:
+        pass
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Parse one idx file (plain or gzip-compressed)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path} is damaged ({type(exc).__name__}: {exc}): not a complete gzip file. Fix: delete "
+                        "it and run again to download it, or pass --data-root to a good copy.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte idx file.")
     ndim = raw[3]
@@ -138,18 +179,37 @@ def load_idx_set(spec: IdxSet, root: Path, benchmark: str, allow_download: bool)
     if missing:
         if not allow_download:
             raise missing_data(benchmark, raw_dir, missing, "downloads are disabled")
+        new_folders = [folder for folder in (raw_dir, raw_dir.parent, root) if not folder.exists()]
         try:
             for name in missing:
                 download(tuple(m + name for m in spec.mirrors), raw_dir / name, spec.md5[name])
                 found[name] = raw_dir / name
         except OSError as exc:
+            for folder in new_folders:  # nothing left behind by a download that failed
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
             raise missing_data(benchmark, raw_dir, missing, f"the download failed ({exc})") from None
+    for name, path in found.items():
+        verify_md5(path, spec.md5[name])
     arrays = {name: read_idx(path) for name, path in found.items()}
     train_x, train_y, test_x, test_y = (arrays[n] for n in spec.md5)
-    for x, y in ((train_x, train_y), (test_x, test_y)):
-        if len(x) != len(y):
-            raise DataError(f"{raw_dir}: {len(x)} images but {len(y)} labels.")
+    check_arrays(f"{benchmark} ({raw_dir})", spec, (train_x, train_y), (test_x, test_y))
     return train_x[:, None], train_y.astype(np.int64), test_x[:, None], test_y.astype(np.int64)
+
+
+def check_arrays(where: str, spec: IdxSet, *splits: tuple[np.ndarray, np.ndarray]) -> None:
+    """Images of the data set's shape, one label each, every label a class id, every class in every split."""
+    for (x, y), split in zip(splits, ("training", "test")):
+        if len(x) != len(y):
+            raise DataError(f"{where}: {len(x)} {split} images but {len(y)} labels.")
+        if tuple(x.shape[1:]) != spec.image_shape:
+            raise DataError(f"{where}: {split} images of shape {tuple(x.shape[1:])}, expected {spec.image_shape}.")
+        if y.ndim != 1 or (len(y) and int(y.max()) >= spec.n_classes):
+            raise DataError(f"{where}: {split} labels outside 0-{spec.n_classes - 1} (found {int(y.max())}).")
+        absent = sorted(set(range(spec.n_classes)) - set(np.unique(y).tolist()))
+        if absent:
+            raise DataError(f"{where}: no {split} samples of class {', '.join(map(str, absent))}: these are not "
+                            f"the expected data (every split holds all {spec.n_classes} classes).")
 
 
 # --------------------------------------------------------------------- CIFAR

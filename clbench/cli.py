@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from clbench.cli_bench import bench
-from clbench.config import RunConfig, load_toml, parse_assignments, parse_seeds, resolve
+from clbench.config import RunConfig, check_seed, load_toml, parse_assignments, parse_seeds, resolve
 from clbench.errors import ClbenchError, UsageError
 from clbench.registry import BENCHMARKS, STRATEGIES
 
@@ -34,13 +34,23 @@ def cli() -> None:
     """clbench: continual-learning benchmarks for plasticity-inspired learners."""
 
 
+def check_device(device: str) -> None:
+    """`cuda` where no CUDA device is usable: a usage error now, before the data and Avalanche are loaded."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device cuda: no CUDA device is available here (torch {torch.__version__}); "
+                             "valid here: --device cpu or auto.")
+
+
 def _seed_list(seed: tuple[int, ...], seeds: str | None, file_run: dict[str, Any]) -> list[int]:
     if seed or seeds:
-        return sorted(set(seed) | set(parse_seeds(seeds) if seeds else []))
+        return sorted({check_seed(s) for s in seed} | set(parse_seeds(seeds) if seeds else []))
     if "seeds" in file_run:
         value = file_run["seeds"]
         return parse_seeds(value if isinstance(value, str) else ",".join(map(str, value)))
-    return [int(file_run.get("seed", 0))]
+    return [check_seed(int(file_run.get("seed", 0)), "seed in --config")]
 
 
 def _split_file(config: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -62,7 +72,13 @@ def build_configs(options: dict[str, Any]) -> list[RunConfig]:
         missing = "--benchmark" if not benchmark else "--strategy"
         raise UsageError(f"missing {missing}; see 'clbench list' for the valid names.")
     cli_values = parse_assignments(list(options.get("set") or ()))
+    for key in FLAG_KEYS:
+        flag = options.get(key)
+        if flag is not None and key in cli_values and str(cli_values[key]) != str(flag):
+            raise UsageError(f"'{key}' given twice, --{key.replace('_', '-')} {flag} and --set {key}="
+                             f"{cli_values[key]}; give it once.")
     cli_values.update({k: options[k] for k in FLAG_KEYS if options.get(k) is not None})
+    check_device(options.get("device") or file_run.get("device") or "auto")
     seeds = _seed_list(options.get("seed") or (), options.get("seeds"), file_run)
     data_root = options.get("data_root") or file_run.get("data_root")
     return [
@@ -110,13 +126,15 @@ def run(**options: Any) -> None:
     Running the same command again after a stop continues from the run's checkpoint.
     """
     options["set"] = options.pop("set_")
-    from clbench.records import CHECKPOINT_SUFFIX, MODEL_SUFFIX, check_out_dir, run_file
+    from clbench.records import CHECKPOINT_SUFFIX, MODEL_SUFFIX, check_out_dir, check_writable, run_file
 
     configs = build_configs(options)
     out = check_out_dir(Path(options["out"]))
+    for cfg in configs:  # every record's folder writable, before any data are loaded
+        check_writable(run_file(out, cfg.benchmark, cfg.strategy, cfg.run_id()).parent)
     from clbench.checkpoint import Checkpointing
     from clbench.progress import Reporter
-    from clbench.records import write_record
+    from clbench.records import write_record_or_rescue
     from clbench.runner import run as run_one
 
     reporter = Reporter(quiet=options["quiet"])
@@ -129,7 +147,7 @@ def run(**options: Any) -> None:
         model_path = run_file(out, cfg.benchmark, cfg.strategy, cfg.run_id(), MODEL_SUFFIX) \
             if options["save_model"] else None
         record = run_one(cfg, reporter, saving, model_path=model_path)
-        path = write_record(record, out)
+        path = write_record_or_rescue(record, out)
         if not options["keep_checkpoint"]:
             saving.discard()
         records.append(record)
@@ -344,7 +362,10 @@ def report(folders: tuple[str, ...], fmt: str, metric: str | None, benchmark: st
                            + (" matching the filters" if benchmark or strategy or scenario else "")
                            + "; run 'clbench run' first or give the folder that holds them.")
     if matrix:
-        click.echo(tables.render_matrices(tables.mean_matrices(frame), fmt))
+        matrices = tables.mean_matrices(frame)
+        if not matrices:
+            raise ClbenchError(f"no accuracy matrix to show: {NO_MATRIX}")
+        click.echo(tables.render_matrices(matrices, fmt))
     else:
         click.echo(tables.render(rep.sort_table(rep.aggregate(frame), sort), metrics, fmt))
 
@@ -362,7 +383,7 @@ def plot(paths: tuple[str, ...], kind: str, out: str, fmt: str, benchmark: str |
     """Figures from run records: PATHS are RUN.json files or folders of them."""
     from clbench import plots
     from clbench import report as rep
-    from clbench.records import check_out_dir
+    from clbench.records import check_out_dir, check_writable
 
     out_dir = check_out_dir(Path(out))
     loaded = rep.load_records(paths)
@@ -372,12 +393,18 @@ def plot(paths: tuple[str, ...], kind: str, out: str, fmt: str, benchmark: str |
     if frame.empty:
         raise ClbenchError(f"no run records found in {', '.join(paths)}; nothing to plot.")
     kept = [r for r in loaded.records if r["run_id"] in set(frame["run_id"])]
-    for path in plots.plot(frame, kept, kind, out_dir, fmt):
+    check_writable(out_dir, "figures")
+    written = plots.plot(frame, kept, kind, out_dir, fmt)
+    if not written:
+        raise ClbenchError(f"nothing to plot as '{kind}': {NO_MATRIX}")
+    for path in written:
         click.echo(f"wrote {path}")
 
 
 cli.add_command(bench)
 
+NO_MATRIX = ("the selected runs did not finish (status diverged or failed), or the seeds of each group have "
+             "matrices of different shapes; select finished runs of one shape with -b/-s/--scenario.")
 # printed when Avalanche is imported: qpsolvers (used by GEM only) finds no solver installed
 QUIET_IMPORT_WARNINGS = ("no QP solver found",)
 

@@ -44,15 +44,15 @@ def param(default: Any, help: str, *, choices: tuple | None = None, ge=None, gt=
 class TrainConfig:
     """Training settings shared by every strategy."""
 
-    epochs: int = param(1, "training epochs per experience", ge=1)
-    iterations: int = param(0, "training iterations per experience; overrides epochs when > 0", ge=0)
-    batch_size: int = param(128, "training mini-batch size", ge=1)
-    eval_batch_size: int = param(1000, "evaluation batch size", ge=1)
+    epochs: int = param(1, "training epochs per experience", ge=1, le=10_000)
+    iterations: int = param(0, "training iterations per experience; overrides epochs when > 0", ge=0, le=10_000_000)
+    batch_size: int = param(128, "training mini-batch size", ge=1, le=1_000_000)
+    eval_batch_size: int = param(1000, "evaluation batch size", ge=1, le=1_000_000)
     lr: float = param(1e-3, "learning rate", gt=0)
     optimizer: str = param("adam", "optimizer", choices=("sgd", "adam"))
     momentum: float = param(0.0, "SGD momentum", ge=0, le=1)
     weight_decay: float = param(0.0, "L2 weight decay", ge=0)
-    hidden: tuple[int, ...] = param((400, 400), "hidden layer widths of the MLP backbone")
+    hidden: tuple[int, ...] = param((400, 400), "hidden layer widths of the MLP backbone", ge=1, le=100_000)
     backbone: str = param("mlp", "network: MLP, or the reduced ResNet-18 for images",
                           choices=("mlp", "resnet18_reduced"))
     reset_optimizer: bool = param(False, "clear the optimizer's state (momentum, Adam's moments) before every "
@@ -219,18 +219,33 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     return out
 
 
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds alike
+MAX_SEEDS = 10_000  # seeds of one command
+
+
+def check_seed(seed: int, where: str = "--seed") -> int:
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"bad {where} {seed}: expected a whole number from 0 to {MAX_SEED}.")
+    return seed
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'0-4' -> [0..4]; '0,3,7' and '0-2,5' work too."""
-    seeds: list[int] = []
+    """'0-4' -> [0..4]; '0,3,7' and '0-2,5' work too; at most MAX_SEEDS seeds, each in 0..MAX_SEED."""
+    bounds: list[tuple[int, int]] = []
     try:
-        for part in text.split(","):
+        for part in str(text).split(","):
             lo, sep, hi = part.strip().partition("-")
-            seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+            bounds.append((int(lo), int(hi) if sep else int(lo)))
     except ValueError:
-        raise UsageError(f"bad --seeds '{text}': expected a range like 0-4 or a list like 0,2,5.") from None
-    if not seeds or min(seeds) < 0:
-        raise UsageError(f"bad --seeds '{text}': expected non-negative seeds, e.g. 0-4.")
-    return sorted(set(seeds))
+        raise UsageError(f"bad --seeds '{text}': expected a range like 0-4 or a list like 0,2,5 of seeds "
+                         f"from 0 to {MAX_SEED}.") from None
+    for lo, hi in bounds:
+        if lo > hi:
+            raise UsageError(f"bad --seeds '{text}': the range {lo}-{hi} runs backwards; write it {hi}-{lo}.")
+        check_seed(hi, "--seeds")
+    if sum(hi - lo + 1 for lo, hi in bounds) > MAX_SEEDS:
+        raise UsageError(f"bad --seeds '{text}': more than {MAX_SEEDS:,} seeds; give a smaller range.")
+    return sorted({seed for lo, hi in bounds for seed in range(lo, hi + 1)})
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -269,6 +284,15 @@ def config_from_dict(data: Mapping[str, Any], **run: Any) -> RunConfig:
                    file_values=keys, **run)
 
 
+def _check_epochs_take_effect(benchmark: str, given: set[str], train: dict[str, Any]) -> None:
+    """A user's `epochs` must act: refused while the protocol's `iterations` (which override it) stay."""
+    iterations = train.get("iterations", 0)
+    if "epochs" in given and "iterations" not in given and iterations > 0:
+        raise UsageError(f"epochs={train['epochs']} has no effect while iterations={iterations} ({benchmark}'s "
+                         "protocol trains a fixed number of iterations per experience); add --iterations 0 (or "
+                         "--set iterations=0) to train by epochs, or drop --epochs.")
+
+
 def resolve(
     benchmark: str,
     strategy: str,
@@ -295,7 +319,8 @@ def resolve(
     layers = [dict(bench.protocol), strat.defaults_for(bench.name, scenario), dict(file_values or {}),
               dict(cli_values or {})]
     values: dict[type, dict[str, Any]] = {cls: {} for cls in (TrainConfig, bench.config, strat.config)}
-    for layer in layers:
+    given: set[str] = set()  # keys the user set (file or command line)
+    for level, layer in enumerate(layers):
         for key, raw in layer.items():
             name = key.replace("-", "_")
             if name not in owners:
@@ -305,6 +330,9 @@ def resolve(
                     f"Valid keys: {', '.join(valid)}."
                 )
             values[owners[name]][name] = coerce(owners[name], name, raw)
+            if level >= 2:
+                given.add(name)
+    _check_epochs_take_effect(bench.name, given, values[TrainConfig])
     return RunConfig(
         benchmark=bench.name,
         strategy=strat.name,

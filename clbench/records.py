@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from clbench.errors import UsageError
+from clbench.errors import ClbenchError, UsageError
 
 SCHEMA = 2  # 2: matrix cells an evaluation plan skipped are null; `evaluation` says which plan
 CHECKPOINT_SUFFIX = ".ckpt"  # a run's checkpoint, beside its record
@@ -101,6 +101,39 @@ def write_json_atomic(data: Any, path: Path) -> Path:
 
 def write_record(record: RunRecord, out: Path) -> Path:
     return write_json_atomic(record.to_dict(), record.path(out))
+
+
+def check_writable(folder: Path, what: str = "records", flag: str = "--out") -> Path:
+    """A UsageError now, before any work, unless files can be written into `folder` (created later, when the
+    first file is written): a probe is made and removed in it or in its nearest existing parent."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == folder.anchor or not p.parts)
+    if existing.exists() and not existing.is_dir():
+        raise UsageError(f"cannot write {what} to '{folder}': '{existing}' is a file, not a folder; choose another "
+                         f"{flag}.")
+    try:
+        probe = tempfile.mkdtemp(dir=existing, prefix=".clbench-probe-")
+        os.rmdir(probe)
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} to '{folder}': {exc.strerror or exc}; choose a writable folder "
+                         f"with {flag}.") from None
+    return folder
+
+
+def write_record_or_rescue(record: RunRecord, out: Path) -> Path:
+    """Write a finished run's record; if that fails (disk full, permissions changed while it trained), write
+    it to a rescue folder instead, or else print it on stdout, and raise a ClbenchError saying where it is."""
+    try:
+        return write_record(record, out)
+    except (OSError, UsageError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        try:
+            saved = f"it was saved to '{write_record(record, Path(tempfile.gettempdir()) / 'clbench-rescue')}'"
+        except (OSError, UsageError):
+            print(json.dumps(record.to_dict(), indent=1))
+            saved = "it is printed above on stdout"
+        raise ClbenchError(f"cannot write the record '{record.path(out)}' ({reason}); the run finished and {saved}: "
+                           f"move it to {record.path(out).parent}/.") from None
 
 
 def _git(*args: str, cwd: Path | None = None) -> str | None:

@@ -42,10 +42,56 @@ def read_record(path: Path) -> tuple[dict | None, str | None]:
         return None, f"skipped {path}: corrupt JSON ({exc.msg} at line {exc.lineno})"
     if not isinstance(data, dict) or not REQUIRED <= set(data):
         return None, f"skipped {path}: not a clbench run record"
-    if not isinstance(data["schema"], int) or data["schema"] > SCHEMA:
-        return None, (f"skipped {path}: written by a newer clbench (schema {data['schema']}, "
-                      f"this one reads {SCHEMA}); upgrade clbench")
+    schema = data["schema"]
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        return None, f"skipped {path}: bad schema {schema!r} (expected a whole number >= 1)"
+    if schema > SCHEMA:
+        return None, (f"skipped {path}: written by a newer clbench (schema {schema}, "
+                      f"this one reads up to {SCHEMA}); upgrade clbench")
+    why = _bad_field(data)
+    if why:
+        return None, f"skipped {path}: {why}"
     return data, None
+
+
+FIELD_TYPES = {"run_id": str, "benchmark": str, "strategy": str, "scenario": str, "config": dict, "metrics": dict,
+               "accuracy_matrix": list}
+
+
+def _bad_field(data: dict) -> str | None:
+    """Why a record's fields cannot be reported (a wrong type, a malformed matrix), or None."""
+    for key, kind in FIELD_TYPES.items():
+        if not isinstance(data[key], kind):
+            return f"field '{key}' is a {type(data[key]).__name__}, expected a {kind.__name__}"
+    if isinstance(data["seed"], bool) or not isinstance(data["seed"], int):
+        return f"field 'seed' is {data['seed']!r}, expected a whole number"
+    for key in ("initial_accuracy", "timing", "model", "extras"):
+        if data.get(key) is not None and not isinstance(data[key], (list if key == "initial_accuracy" else dict)):
+            return f"field '{key}' is a {type(data[key]).__name__}"
+    rows = data["accuracy_matrix"]
+    if not all(isinstance(row, list) and all(v is None or isinstance(v, (int, float)) for v in row) for row in rows):
+        return "field 'accuracy_matrix' is not a list of rows of numbers"
+    if not all(v is None or isinstance(v, (int, float)) for v in data["metrics"].values()):
+        return "field 'metrics' holds values that are not numbers"
+    return None
+
+
+def deduplicated(records: list[dict]) -> tuple[list[dict], list[str]]:
+    """One record per (benchmark, strategy, run id): the same run reached twice (overlapping folders, a copied
+    file) counts once; a warning says so when the copies differ."""
+    kept: dict[tuple, dict] = {}
+    warnings = []
+    for record in records:
+        key = (record["benchmark"], record["strategy"], record["run_id"])
+        first = kept.setdefault(key, record)
+        if first is not record and _comparable(first) != _comparable(record):
+            warnings.append(f"run {'/'.join(key)} was found twice with different contents; counted once (the "
+                            f"first read, created {first.get('created', '?')})")
+    return list(kept.values()), warnings
+
+
+def _comparable(record: dict) -> str:
+    return json.dumps({k: v for k, v in record.items() if k not in ("created", "timing", "env")}, sort_keys=True)
 
 
 def load_records(folders: Sequence[str | Path]) -> Loaded:
@@ -62,7 +108,8 @@ def load_records(folders: Sequence[str | Path]) -> Loaded:
                 warnings.append(why)
             else:
                 records.append(record)
-    return Loaded(records, warnings)
+    records, duplicates = deduplicated(records)
+    return Loaded(records, warnings + duplicates)
 
 
 def _variant(config: dict, varying: Iterable[str]) -> str:

@@ -83,6 +83,22 @@ def make_idx_set(root: Path, folder: str, compress: bool = True, n_train: int = 
     return root
 
 
+@pytest.fixture(autouse=True)
+def generated_data_are_trusted(monkeypatch, tmp_path):
+    """The generated idx files carry the official names but not the official MD5s; the checksum tests and the
+    real-data tests switch verification back on. The verdict cache lives in the test's own folder."""
+    monkeypatch.setenv("CLBENCH_VERIFY_DATA", "0")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def idx_files():
+    """The generators of MNIST-format files, for tests that damage or rewrite them."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(make_set=make_idx_set, write=write_idx)
+
+
 @pytest.fixture
 def mnist_root(tmp_path) -> Path:
     """A data root with a small MNIST in torchvision's layout (gzip files)."""

@@ -18,6 +18,12 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def verified_data(monkeypatch):
+    """The real files are checked against their official MD5s, as in any user's run."""
+    monkeypatch.setenv("CLBENCH_VERIFY_DATA", "1")
+
+
 def test_mnist_files_are_the_official_ones():
     for name, md5 in sources.MNIST.md5.items():
         assert sources.md5sum(Path(ROOT) / "MNIST" / "raw" / name) == md5
