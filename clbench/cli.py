@@ -362,12 +362,21 @@ def report(folders: tuple[str, ...], fmt: str, metric: str | None, benchmark: st
                            + (" matching the filters" if benchmark or strategy or scenario else "")
                            + "; run 'clbench run' first or give the folder that holds them.")
     if matrix:
+        _warn_mixed_shapes(frame)
         matrices = tables.mean_matrices(frame)
         if not matrices:
             raise ClbenchError(f"no accuracy matrix to show: {NO_MATRIX}")
         click.echo(tables.render_matrices(matrices, fmt))
     else:
         click.echo(tables.render(rep.sort_table(rep.aggregate(frame), sort), metrics, fmt))
+
+
+def _warn_mixed_shapes(frame) -> None:
+    from clbench.tables import mixed_shape_groups
+
+    for group in mixed_shape_groups(frame):
+        click.echo(f"clbench: warning: {group}: its runs' matrices differ in shape; left out (select runs of one "
+                   "shape with -b/-s/--scenario)", err=True)
 
 
 @cli.command()
@@ -394,6 +403,7 @@ def plot(paths: tuple[str, ...], kind: str, out: str, fmt: str, benchmark: str |
         raise ClbenchError(f"no run records found in {', '.join(paths)}; nothing to plot.")
     kept = [r for r in loaded.records if r["run_id"] in set(frame["run_id"])]
     check_writable(out_dir, "figures")
+    _warn_mixed_shapes(frame)
     written = plots.plot(frame, kept, kind, out_dir, fmt)
     if not written:
         raise ClbenchError(f"nothing to plot as '{kind}': {NO_MATRIX}")
@@ -421,8 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("clbench: aborted", err=True)
         return 130
+    except click.UsageError as exc:  # a bad flag or value: one line, like every other error
+        command = f"clbench {exc.ctx.info_name} --help" if exc.ctx and exc.ctx.parent else "clbench --help"
+        click.echo(f"clbench: error: {exc.format_message()} (see '{command}')", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"clbench: error: {exc.format_message()}", err=True)
         return exc.exit_code
     return 0
 

@@ -126,6 +126,17 @@ def _title(m: dict) -> str:
     return f"{m['benchmark']} / {m['scenario']} / {m['strategy']}{variant} (n={m['n']}{plan})"
 
 
+def mixed_shape_groups(frame: "pd.DataFrame") -> list[str]:
+    """Groups (benchmark/scenario/strategy/variant) whose finished runs have matrices of different shapes: no
+    mean matrix can be drawn for them."""
+    import numpy as np
+
+    ok = frame[frame["status"] == "ok"]
+    return ["/".join(map(str, key)) + f" (shapes {', '.join(sorted({str(np.shape(m)) for m in group['matrix']}))})"
+            for key, group in ok.groupby(list(GROUP_KEYS), sort=True)
+            if len({np.shape(m) for m in group["matrix"]}) > 1]
+
+
 def _cells(array) -> list[list[float | None]]:
     """Rows of an array as lists, None where a cell was not evaluated (NaN)."""
     return [[None if math.isnan(v) else v for v in row] for row in array.tolist()]

@@ -52,6 +52,19 @@ def test_bad_values_are_refused_before_anything_runs(cli, tmp_path, args, fragme
     assert files_under(out) == []
 
 
+CLICK_CASES = [
+    (("run", "-b", "split_digits", "-s", "naive", "--seed", "1e23"), "'1e23' is not a valid integer"),
+    (("run", "--scenario", "foo"), "'foo' is not one of 'class', 'task', 'domain'"),
+    (("nosuch",), "No such command 'nosuch'"),
+    (("report", "--nosuch"), "No such option '--nosuch'"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", CLICK_CASES, ids=[" ".join(a) for a, _ in CLICK_CASES])
+def test_flags_the_parser_refuses_are_one_line_too(cli, args, fragment):
+    one_line_error(cli(*args), 2, fragment, "--help')")
+
+
 def test_epochs_that_would_have_no_effect_are_refused_with_the_fix(cli, tmp_path):
     result = cli("run", "-b", "split_mnist", "-s", "naive", "--epochs", "1", "--out", tmp_path, "--no-download")
     one_line_error(result, 2, "epochs=1 has no effect while iterations=2000", "add --iterations 0")
@@ -259,3 +272,14 @@ def test_nothing_to_show_is_said_not_silent(cli, runs, tmp_path, command):
         path.write_text(json.dumps(data))
     args = (*command, "--out", tmp_path / "figs") if command[0] == "plot" else command
     one_line_error(cli(args[0], runs, *args[1:]), 1, "did not finish")
+
+
+def test_runs_of_mixed_matrix_shapes_are_named_not_dropped_silently(cli, runs, tmp_path):
+    path = next(runs.rglob("*.json"))
+    data = json.loads(path.read_text())
+    data["accuracy_matrix"] = data["accuracy_matrix"][:2]
+    path.write_text(json.dumps(data))
+    result = cli("report", runs, "--matrix")
+    assert result.code == 1
+    lines = result.err.splitlines()
+    assert "matrices differ in shape; left out" in lines[0] and "did not finish" in lines[1]

@@ -149,3 +149,44 @@ def test_the_merged_ewc_penalty_is_avalanches_sum_over_experiences():
     assert float(fake.loss) == pytest.approx(expected_value, rel=1e-5)
     for name, param in model.named_parameters():
         assert torch.allclose(param.grad, expected[name], rtol=1e-4, atol=1e-6), name
+
+
+def test_fast_si_keeps_avalanches_importances_and_penalty():
+    """FastSIPlugin, watching the same training as CopyingSIPlugin (Avalanche's algorithm), ends with the same
+    importances and anchors, and its in-place surrogate gradient equals the autograd one."""
+    from types import SimpleNamespace
+
+    from clbench.strategies.baselines import CopyingSIPlugin, FastSIPlugin
+
+    class Observer(FastSIPlugin):  # tracks the path integral without acting on training
+        def after_backward(self, strategy, **kwargs):
+            pass
+
+    cfg = resolve("split_digits", "naive", cli_values={"epochs": "1"}, device="cpu")
+    runner.seed_everything(0)
+    bench, strategy = runner.build(cfg)
+    reference, fast = CopyingSIPlugin(si_lambda=100.0), Observer(si_lambda=100.0)
+    strategy.plugins += [reference, fast]
+    for exp in list(bench.train_stream)[:3]:
+        strategy.train(exp)
+    for part in (0, 1):  # anchors and importances
+        for name, data in reference.ewc_data[part].items():
+            assert torch.allclose(fast.ewc_data[part][name].data, data.data, rtol=1e-4, atol=1e-7), name
+
+    model = strategy.model
+    with torch.no_grad():  # away from the anchors, where the surrogate loss is 0
+        for param in model.parameters():
+            param.add_(0.01 * torch.randn_like(param))
+    fake = SimpleNamespace(model=model, loss=torch.zeros(()), clock=SimpleNamespace(train_exp_counter=3),
+                           device="cpu")
+    model.zero_grad()
+    CopyingSIPlugin.before_backward(reference, fake)
+    expected_value = float(fake.loss)
+    fake.loss.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    fake.loss = torch.zeros(())
+    FastSIPlugin.after_backward(fast, fake)
+    assert expected_value != 0 and float(fake.loss) == pytest.approx(expected_value, rel=1e-4)
+    for name, param in model.named_parameters():
+        assert torch.allclose(param.grad, expected[name], rtol=1e-4, atol=1e-7), name

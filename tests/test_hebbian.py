@@ -73,7 +73,7 @@ def test_a_run_records_the_accuracy_without_the_trace():
 
 
 @pytest.mark.parametrize("keys, plugin", [({"ewc_lambda": "100"}, "MergedEWCPlugin"),
-                                          ({"si_lambda": "1"}, "CopyingSIPlugin")])
+                                          ({"si_lambda": "1"}, "FastSIPlugin")])
 def test_dhp_combines_with_ewc_and_si(keys, plugin):
     cfg = resolve("split_digits", "hebbian", scenario="task", cli_values={"epochs": "1", **keys})
     _, strategy = runner.build(cfg)

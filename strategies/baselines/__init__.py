@@ -82,5 +82,5 @@ class ReplayConfig:
 
 
 # public names, imported from .strategy on first use
-__all__ = ["CopyingSIPlugin", "LwFVariantsPlugin", "ResumableReplayPlugin", "seen_units_distillation"]
+__all__ = ["CopyingSIPlugin", "FastSIPlugin", "LwFVariantsPlugin", "ResumableReplayPlugin", "seen_units_distillation"]
 __getattr__ = lazy_exports(__name__, __all__)

@@ -112,11 +112,11 @@ def consolidation_plugins(cfg: RunConfig) -> list:
     """EWC (merged penalty) and (copying) SI plugins when `ewc_lambda` / `si_lambda` ask for them: DHP combined
     with a synaptic consolidation method, as in DHP's own experiments."""
     from clbench.strategies.baselines.ewc import MergedEWCPlugin
-    from clbench.strategies.baselines.strategy import CopyingSIPlugin
+    from clbench.strategies.baselines.strategy import FastSIPlugin
 
     m = cfg.method
     return [*([MergedEWCPlugin(m.ewc_lambda)] if m.ewc_lambda else []),
-            *([CopyingSIPlugin(si_lambda=m.si_lambda)] if m.si_lambda else [])]
+            *([FastSIPlugin(si_lambda=m.si_lambda)] if m.si_lambda else [])]
 
 
 def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Hebbian:
