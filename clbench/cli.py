@@ -132,6 +132,11 @@ def run(**options: Any) -> None:
     out = check_out_dir(Path(options["out"]))
     for cfg in configs:  # every record's folder writable, before any data are loaded
         check_writable(run_file(out, cfg.benchmark, cfg.strategy, cfg.run_id()).parent)
+    if not options["quiet"]:  # said at once: loading PyTorch and Avalanche takes seconds
+        first = configs[0]
+        seeds = f"seed {first.seed}" if len(configs) == 1 else f"{len(configs)} seeds"
+        click.echo(f"clbench: {first.benchmark} / {first.strategy} / {first.scenario} / {seeds}: loading PyTorch "
+                   "and Avalanche ...", err=True)
     from clbench.checkpoint import Checkpointing
     from clbench.progress import Reporter
     from clbench.records import write_record_or_rescue

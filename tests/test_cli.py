@@ -205,3 +205,19 @@ def test_real_benchmarks_run_end_to_end_on_generated_files(cli, read_records, tm
     assert len(record["accuracy_matrix"]) == 2 and record["status"] == "ok"
     backbone = "resnet18_reduced" if benchmark == "split_cifar10" else "mlp"
     assert record["config"]["backbone"] == backbone
+
+
+def test_run_says_what_it_starts_before_loading_torch(tmp_path):
+    """The first line comes before the heavy imports (`-X importtime` reports each import on stderr, in order)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "clbench", "run", "-b", "split_digits", "-s",
+                             "naive", "--iterations", "1", "--out", str(tmp_path)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("clbench: split_digits / naive"))
+    torch = next(i for i, line in enumerate(lines)
+                 if line.startswith("import time:") and line.split("|")[-1].strip().split(".")[0] == "torch")
+    assert first < torch

@@ -1,0 +1,5 @@
+"""`python -m clbench`: the command line."""
+
+from clbench.cli import entry
+
+entry()
