@@ -133,41 +133,43 @@ def harness_ratio(benchmark: str, iterations: int, pairs: int = 3, data_root: st
     return {"pairs": ratios, "median_ratio": statistics.median(r for _, _, r in ratios)}
 
 
-def speed_table(results: list[Measurement]) -> str:
+SPEED_HEADER = f"{'strategy':<14}{'ms/it':>9}{'x naive':>9}{'s/exp outside its':>19}{'RSS MiB':>10}"
+
+
+def speed_row(m: Measurement, naive_ms: float) -> str:
     """ms per iteration (mean over the experiences after the first), × naive, per-experience seconds, peak RSS."""
-    base = next((m for m in results if m.strategy == "naive"), results[0])
-    naive_ms = statistics.fmean(base.ms_per_it[1:] or base.ms_per_it)
-    lines = [f"{'strategy':<14}{'ms/it':>9}{'x naive':>9}{'s/exp outside its':>19}{'RSS MiB':>10}"]
-    for m in results:
-        ms = statistics.fmean(m.ms_per_it[1:] or m.ms_per_it)
-        lines.append(f"{m.strategy:<14}{ms:9.2f}{ms / naive_ms:9.2f}{statistics.fmean(m.per_experience_s):19.2f}"
-                     f"{max(m.rss_mb):10.0f}")
-    return "\n".join(lines)
+    ms = statistics.fmean(m.ms_per_it[1:] or m.ms_per_it)
+    return (f"{m.strategy:<14}{ms:9.2f}{ms / naive_ms:9.2f}{statistics.fmean(m.per_experience_s):19.2f}"
+            f"{max(m.rss_mb):10.0f}")
 
 
-def scaling_table(results: list[Measurement]) -> str:
+def scaling_header(last: int) -> str:
+    return (f"{'strategy':<14}{'ms/it exp 2':>12}{f'exp {last}':>10}{'ratio':>8}{'RSS exp 1':>11}{f'exp {last}':>9}"
+            f"{'growth MiB':>12}")
+
+
+def scaling_row(m: Measurement) -> str:
     """ms per iteration in the second and the last experience, and resident memory after the first and last."""
-    last = len(results[0].ms_per_it)
-    lines = [f"{'strategy':<14}{'ms/it exp 2':>12}{f'exp {last}':>10}{'ratio':>8}{'RSS exp 1':>11}"
-             f"{f'exp {last}':>9}{'growth MiB':>12}"]
-    for m in results:
-        lines.append(f"{m.strategy:<14}{m.ms_per_it[1]:12.2f}{m.ms_per_it[-1]:10.2f}"
-                     f"{m.ms_per_it[-1] / m.ms_per_it[1]:8.2f}{m.rss_mb[0]:11.0f}{m.rss_mb[-1]:9.0f}"
-                     f"{m.rss_mb[-1] - m.rss_mb[0]:12.1f}")
-    return "\n".join(lines)
+    return (f"{m.strategy:<14}{m.ms_per_it[1]:12.2f}{m.ms_per_it[-1]:10.2f}{m.ms_per_it[-1] / m.ms_per_it[1]:8.2f}"
+            f"{m.rss_mb[0]:11.0f}{m.rss_mb[-1]:9.0f}{m.rss_mb[-1] - m.rss_mb[0]:12.1f}")
 
 
 def run_bench(parts: list[str], benchmark: str, strategies: list[str], experiences: int, iterations: int,
               scaling_experiences: int, scaling_iterations: int, data_root: str | None, echo) -> None:
-    """Print the tables of `parts` (speed, scaling, harness) as each finishes."""
+    """Print the tables of `parts` (speed, scaling, harness), a row as each strategy finishes."""
     echo(f"clbench bench on {benchmark}, one thread, torch {torch.__version__}, {os.cpu_count()} CPUs")
     if "speed" in parts:
-        echo(f"\nspeed: {experiences} experiences x {iterations} iterations")
-        echo(speed_table([measure(benchmark, s, experiences, iterations, data_root=data_root) for s in strategies]))
+        echo(f"\nspeed: {experiences} experiences x {iterations} iterations\n{SPEED_HEADER}")
+        naive_ms = None
+        for name in sorted(strategies, key=lambda s: s != "naive"):  # naive first: the others' yardstick
+            m = measure(benchmark, name, experiences, iterations, data_root=data_root)
+            naive_ms = naive_ms or statistics.fmean(m.ms_per_it[1:] or m.ms_per_it)
+            echo(speed_row(m, naive_ms))
     if "scaling" in parts:
-        echo(f"\nscaling: {scaling_experiences} experiences x {scaling_iterations} iterations")
-        echo(scaling_table([measure(benchmark, s, scaling_experiences, scaling_iterations, data_root=data_root)
-                            for s in strategies]))
+        echo(f"\nscaling: {scaling_experiences} experiences x {scaling_iterations} iterations\n"
+             f"{scaling_header(scaling_experiences)}")
+        for name in strategies:
+            echo(scaling_row(measure(benchmark, name, scaling_experiences, scaling_iterations, data_root=data_root)))
     if "harness" in parts:
         result = harness_ratio(benchmark, iterations, data_root=data_root)
         pairs = ", ".join(f"{naive:.2f}/{bare:.2f}" for naive, bare, _ in result["pairs"])
