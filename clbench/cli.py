@@ -132,7 +132,7 @@ def run(**options: Any) -> None:
     out = check_out_dir(Path(options["out"]))
     for cfg in configs:  # every record's folder writable, before any data are loaded
         check_writable(run_file(out, cfg.benchmark, cfg.strategy, cfg.run_id()).parent)
-    if not options["quiet"]:  # said at once: loading PyTorch and Avalanche takes seconds
+    if not options["quiet"] and sys.stderr.isatty():  # at once, for a person: loading the stack takes seconds
         first = configs[0]
         seeds = f"seed {first.seed}" if len(configs) == 1 else f"{len(configs)} seeds"
         click.echo(f"clbench: {first.benchmark} / {first.strategy} / {first.scenario} / {seeds}: loading PyTorch "

@@ -19,6 +19,7 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
 from clbench.config import RunConfig, with_values
+from clbench.harness import SilentEvaluator
 from clbench.nn import MultiHead, build_model
 from clbench.nn.optim import make_optimizer, parameter_groups
 from clbench.state import AttributeState
@@ -84,7 +85,7 @@ def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list,
         eval_mb_size=train.eval_batch_size,
         device=cfg.device,
         plugins=list(plugins),
-        evaluator=None,
+        evaluator=SilentEvaluator(),
     )
 
 

@@ -66,7 +66,7 @@ def test_flags_the_parser_refuses_are_one_line_too(cli, args, fragment):
 
 
 def test_epochs_that_would_have_no_effect_are_refused_with_the_fix(cli, tmp_path):
-    result = cli("run", "-b", "split_mnist", "-s", "naive", "--epochs", "1", "--out", tmp_path, "--no-download")
+    result = cli("run", "-b", "split_mnist", "-s", "naive", "--epochs", "1", "--out", tmp_path, "--no-download", "-q")
     one_line_error(result, 2, "epochs=1 has no effect while iterations=2000", "add --iterations 0")
 
 
@@ -153,7 +153,7 @@ def test_damaged_data_files(cli, tmp_path, idx_files, how, name, fragment):
     root = idx_files.make_set(tmp_path / "data", "MNIST")
     damage(root / "MNIST" / "raw", name, how)
     result = cli("run", "-b", "split_mnist", "-s", "naive", "--iterations", "2", "--data-root", root,
-                 "--no-download", "--out", tmp_path / "out")
+                 "--no-download", "--out", tmp_path / "out", "-q")
     one_line_error(result, 1, fragment, "delete it")
     assert files_under(tmp_path / "out") == []
 
@@ -162,7 +162,7 @@ def test_files_that_are_not_the_official_ones_are_refused_by_md5(cli, tmp_path, 
     monkeypatch.setenv("CLBENCH_VERIFY_DATA", "1")
     root = idx_files.make_set(tmp_path / "data", "MNIST")
     result = cli("run", "-b", "split_mnist", "-s", "naive", "--iterations", "2", "--data-root", root,
-                 "--no-download", "--out", tmp_path / "out")
+                 "--no-download", "--out", tmp_path / "out", "-q")
     one_line_error(result, 1, "train-images-idx3-ubyte.gz has MD5", "expected f68b3c2dcbeaaa9fbdd348bbdeb94873",
                    "CLBENCH_VERIFY_DATA=0")
 
@@ -198,7 +198,7 @@ def test_labels_are_checked_when_the_data_load(cli, tmp_path, idx_files, case, c
     labels = sources.read_idx(raw / "train-labels-idx1-ubyte.gz").astype(np.int64)
     idx_files.write(raw / "train-labels-idx1-ubyte.gz", change(labels).astype(np.uint8), compress=True)
     result = cli("run", "-b", "split_mnist", "-s", "naive", "--iterations", "2", "--data-root", root,
-                 "--no-download", "--out", tmp_path / "out")
+                 "--no-download", "--out", tmp_path / "out", "-q")
     one_line_error(result, 1, fragment)
 
 
@@ -210,14 +210,14 @@ def test_images_of_the_wrong_shape(cli, tmp_path, idx_files):
     images = sources.read_idx(raw / "t10k-images-idx3-ubyte.gz")
     idx_files.write(raw / "t10k-images-idx3-ubyte.gz", np.ascontiguousarray(images[:, :20, :20]), compress=True)
     result = cli("run", "-b", "split_mnist", "-s", "naive", "--iterations", "2", "--data-root", root,
-                 "--no-download", "--out", tmp_path / "out")
+                 "--no-download", "--out", tmp_path / "out", "-q")
     one_line_error(result, 1, "test images of shape (20, 20), expected (28, 28)")
 
 
 def test_a_failed_download_leaves_no_empty_folder(cli, tmp_path, no_network):
     root = tmp_path / "data"
     result = cli("run", "-b", "split_mnist", "-s", "naive", "--iterations", "2", "--data-root", root,
-                 "--out", tmp_path / "out")
+                 "--out", tmp_path / "out", "-q")
     one_line_error(result, 1, "the download failed")
     assert not (root / "MNIST").exists()
 
