@@ -104,11 +104,23 @@ class MethodPlugin(AttributeState, SupervisedPlugin):
     """
 
     config_class: ClassVar[type]
+    required_layers: ClassVar[str] = ""  # what the plugin drives in a model, named in the error if absent
 
     def __init__(self, config: Any = None, **hparams: Any):
         super().__init__()
         self.config = with_values(config if config is not None else self.config_class(), hparams,
                                   owner=type(self).__name__)
+
+    def finds_layers(self, model: nn.Module) -> bool:
+        """Whether `model` holds the layers this plugin drives."""
+        return True
+
+    def before_training(self, strategy, **kwargs):
+        """A model without the plugin's layers would train as plain fine-tuning: refused, saying what is needed."""
+        if not self.finds_layers(strategy.model):
+            model = type(strategy.model).__name__
+            raise ValueError(f"{type(self).__name__} found none of its layers in the model ({model}): it needs "
+                             f"{self.required_layers}. Build the model with them, or leave the plugin out.")
 
     @classmethod
     def from_config(cls, config: Any, **context: Any) -> MethodPlugin:

@@ -93,3 +93,19 @@ def test_every_trainable_parameter_is_in_the_optimizer_exactly_once_at_every_ite
     for step in [stream[:3]] if STRATEGIES.get(strategy).extra.get("joint") else stream[:3]:
         built.train(step)
     assert check.checked >= 12
+
+
+@pytest.mark.parametrize("plugin_name", ["SparseSynapsesPlugin", "KWinnersPlugin", "HebbianPlugin",
+                                         "PathPlasticPlugin"])
+def test_a_plugin_on_a_model_without_its_layers_says_what_it_needs(plugin_name, avalanche_digits):
+    """In a plain Avalanche pipeline, a method's plugin on an ordinary MLP would train as fine-tuning: refused."""
+    from avalanche.training import Naive
+
+    import clbench.strategies as strategies
+
+    plugin_class = getattr(strategies, plugin_name)
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), 0.1), criterion=nn.CrossEntropyLoss(),
+                     train_mb_size=32, eval_mb_size=64, plugins=[plugin_class()])
+    with pytest.raises(ValueError, match=f"{plugin_name} found none of its layers .* it needs"):
+        strategy.train(avalanche_digits.train_stream[0])

@@ -51,7 +51,11 @@ class HebbianPlugin(MethodPlugin):
     """
 
     config_class = HebbianConfig
+    required_layers = "PlasticLinear layers (clbench.nn.hebbian; hebbian_model builds them)"
     state_keys = ("writes",)  # the traces live in the model's buffers
+
+    def finds_layers(self, model: nn.Module) -> bool:
+        return bool(plastic_layers(model))
 
     def __init__(self, config: HebbianConfig | None = None, *, flush_denormals: bool = True, **hparams):
         super().__init__(config, **hparams)
@@ -59,6 +63,7 @@ class HebbianPlugin(MethodPlugin):
         self.writes = 0
 
     def before_training(self, strategy, **kwargs):
+        super().before_training(strategy, **kwargs)
         if self.flush_denormals:
             torch.set_flush_denormal(True)
 

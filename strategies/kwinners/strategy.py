@@ -74,7 +74,11 @@ class KWinnersPlugin(MethodPlugin):
     """
 
     config_class = KWinnersConfig
+    required_layers = "KWinners or KWinners2d layers (clbench.nn.kwinners; kwinners_model builds them)"
     state_keys = ("train_activity", "eval_activity")  # the rest lives in the model's buffers
+
+    def finds_layers(self, model: nn.Module) -> bool:
+        return bool(kwinners_layers(model))
 
     def __init__(self, config: KWinnersConfig | None = None, *, probe_samples: int = 2048, **hparams):
         super().__init__(config, **hparams)

@@ -59,7 +59,11 @@ class PathPlasticPlugin(MethodPlugin):
     """
 
     config_class = PathPlasticConfig
+    required_layers = "a PathPlasticTrunk (clbench.nn.paths)"
     state_keys = ("iteration", "epoch", "settled", "pruned", "grown", "rewires", "settle_removed", "rewire_seconds")
+
+    def finds_layers(self, model: nn.Module) -> bool:
+        return any(isinstance(m, PathPlasticTrunk) for m in model.modules())
 
     def __init__(self, config: PathPlasticConfig | None = None, **hparams):
         super().__init__(config, **hparams)

@@ -82,7 +82,11 @@ class SparseSynapsesPlugin(MethodPlugin):
     """
 
     config_class = SparseSynConfig
+    required_layers = "SparseLinear or SparseConv2d layers (clbench.nn.sparse; its sparse_model builds them)"
     state_keys = ("iteration", "iterations", "step", "steps_total", "pruned", "regrown", "grown")
+
+    def finds_layers(self, model: nn.Module) -> bool:
+        return bool(sparse_layers(model))
 
     def __init__(self, config: SparseSynConfig | None = None, *, seed: int = 0,
                  input_shape: tuple[int, ...] | None = None, **hparams):
