@@ -7,13 +7,15 @@ Every function below is plain: records -> DataFrame -> aggregated DataFrame
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from clbench.errors import UsageError
+from clbench.errors import ClbenchError, UsageError
 from clbench.metrics import METRICS
 from clbench.records import SCHEMA
 
@@ -124,7 +126,8 @@ def _short(value: Any) -> str:
 
 
 def records_frame(records: list[dict]) -> "pd.DataFrame":
-    """One row per record; `variant` names the config keys that differ within a strategy."""
+    """One row per record; `variant` names the config keys that differ from the strategy's registered defaults
+    on that benchmark and scenario ("default" when none does)."""
     import pandas as pd
 
     rows = []
@@ -143,13 +146,45 @@ def records_frame(records: list[dict]) -> "pd.DataFrame":
     frame = pd.DataFrame(rows, columns=["benchmark", "scenario", "strategy", "seed", "status", "run_id", "config",
                                         *COLUMNS, "matrix", "initial", "extras", "evaluation"])
     frame["variant"] = ""
-    for _, idx in frame.groupby(["benchmark", "scenario", "strategy"]).groups.items():
+    for (benchmark, scenario, strategy), idx in frame.groupby(["benchmark", "scenario", "strategy"]).groups.items():
         configs = [frame.at[i, "config"] for i in idx]
-        keys = set().union(*configs)
-        varying = {k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1}
-        for i in idx:
-            frame.at[i, "variant"] = _variant(frame.at[i, "config"], varying)
+        defaults = registered_defaults(benchmark, strategy, scenario)
+        if defaults is None:  # a benchmark or strategy this clbench does not know: name what differs among them
+            keys = set().union(*configs)
+            varying = {k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1}
+            for i in idx:
+                frame.at[i, "variant"] = _variant(frame.at[i, "config"], varying)
+        else:
+            for i in idx:
+                frame.at[i, "variant"] = _variant_from_defaults(frame.at[i, "config"], *defaults)
     return frame
+
+
+@functools.lru_cache(maxsize=None)
+def registered_defaults(benchmark: str, strategy: str, scenario: str) -> tuple[dict, dict] | None:
+    """(today's resolved default of every key for this benchmark, strategy and scenario, the value a record
+    that lacks a later-added key holds: the key's field default), or None for names this clbench does not know."""
+    from clbench.config import resolve
+
+    try:
+        cfg = resolve(benchmark, strategy, scenario=scenario)
+    except ClbenchError:
+        return None
+    later = {f.name: f.default for part in (cfg.train, cfg.bench, cfg.method) for f in dataclasses.fields(part)
+             if f.metadata.get("since", 1) > 1}
+    return _plain(cfg.keys()), _plain(later)
+
+
+def _plain(values: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _variant_from_defaults(config: dict, defaults: dict, later: dict) -> str:
+    """The keys whose value differs from today's registered defaults (a later-added key a record lacks holds its
+    field default): the same label whatever other records are loaded."""
+    values = {**later, **config}
+    named = [k for k in sorted(values) if k not in defaults or json.dumps(values[k]) != json.dumps(defaults[k])]
+    return ", ".join(f"{k}={_short(values[k])}" for k in named) or "default"
 
 
 def select(frame: "pd.DataFrame", benchmark: str | None = None, strategy: str | None = None,

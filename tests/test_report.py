@@ -39,17 +39,29 @@ def test_mean_and_sample_std_over_seeds(folder):
 
 
 def test_differing_config_keys_make_separate_rows(tmp_path, save_records, make_record):
-    records = [make_record("ewc", s, ewc_lambda=lam, epochs=1) for s in range(2) for lam in (10.0, 1000.0)]
-    records.append(make_record("naive", 0, epochs=1))
+    records = [make_record("ewc", s, ewc_lambda=lam, epochs=10) for s in range(2) for lam in (5000.0, 1000.0)]
+    records.append(make_record("naive", 0, epochs=10))
     table = table_for(save_records(tmp_path, records))
-    assert sorted(table["variant"]) == ["default", "ewc_lambda=10", "ewc_lambda=1000"]
+    assert sorted(table["variant"]) == ["default", "default", "ewc_lambda=1000"]  # 5000: ewc's default
     assert set(table.loc[table["strategy"] == "ewc", "n"]) == {2}
 
 
-def test_a_key_a_record_lacks_is_not_named_in_its_variant(tmp_path, save_records, make_record):
-    records = [make_record("naive", 0, epochs=1), make_record("naive", 0, epochs=1, normalize=False, pad=2)]
+def test_variants_are_named_by_their_difference_from_the_registered_defaults(tmp_path, save_records, make_record):
+    """The label does not depend on which other records are loaded; a later-added key a record lacks holds its
+    field default (permuted MNIST's protocol sets normalize=false, pad=2, so an older record is the variant)."""
+    alone = table_for(save_records(tmp_path / "a", [make_record("naive", 0, epochs=1)]))
+    assert list(alone["variant"]) == ["epochs=1"]  # split_digits trains 10 epochs by default
+    permuted = dict(benchmark="permuted_mnist", scenario="domain", lr=1e-4)
+    records = [make_record("naive", 0, **permuted),
+               make_record("naive", 0, **permuted, normalize=False, pad=2)]
+    table = table_for(save_records(tmp_path / "b", records))
+    assert sorted(table["variant"]) == ["default", "normalize=True, pad=0"]
+
+
+def test_records_of_unknown_names_are_told_apart_by_what_differs_among_them(tmp_path, save_records, make_record):
+    records = [make_record("someone_elses", s, epochs=e) for s, e in ((0, 1), (1, 2))]
     table = table_for(save_records(tmp_path, records))
-    assert sorted(table["variant"]) == ["default", "normalize=False, pad=2"]
+    assert sorted(table["variant"]) == ["epochs=1", "epochs=2"]
 
 
 def test_single_seed_has_no_std(tmp_path, save_records, make_record):
