@@ -346,13 +346,13 @@ def _names(text: str | None) -> list[str] | None:
               show_default=True)
 @click.option("--metric", help="comma-separated columns: acc,bwt,fwt,forgetting,learning_acc,train_s,"
                                "parameters,density  [default: all]")
-@click.option("--benchmark", "-b", help="only this benchmark")
-@click.option("--strategy", "-s", help="only this strategy")
-@click.option("--scenario", help="only this scenario")
+@click.option("--benchmark", "-b", multiple=True, help="only these benchmarks (a comma list; repeatable)")
+@click.option("--strategy", "-s", multiple=True, help="only these strategies (a comma list; repeatable)")
+@click.option("--scenario", multiple=True, help="only these scenarios (a comma list; repeatable)")
 @click.option("--sort", help="sort by a column (best first)")
 @click.option("--matrix", is_flag=True, help="show each group's mean (± std) accuracy matrix instead")
-def report(folders: tuple[str, ...], fmt: str, metric: str | None, benchmark: str | None, strategy: str | None,
-           scenario: str | None, sort: str | None, matrix: bool) -> None:
+def report(folders: tuple[str, ...], fmt: str, metric: str | None, benchmark: tuple[str, ...],
+           strategy: tuple[str, ...], scenario: tuple[str, ...], sort: str | None, matrix: bool) -> None:
     """Tables of mean ± std over seeds from the run records below FOLDERS (default results/)."""
     from clbench import report as rep
     from clbench import tables
@@ -389,11 +389,11 @@ def _warn_mixed_shapes(frame) -> None:
 @click.option("--kind", default="matrix", show_default=True, help="matrix, curves, or a strategy's own kind")
 @click.option("--out", default="figures", show_default=True, help="folder for the figures")
 @click.option("--format", "fmt", default="png", show_default=True, help="png, pdf or svg")
-@click.option("--benchmark", "-b", help="only this benchmark")
-@click.option("--strategy", "-s", help="only this strategy")
-@click.option("--scenario", help="only this scenario")
-def plot(paths: tuple[str, ...], kind: str, out: str, fmt: str, benchmark: str | None, strategy: str | None,
-         scenario: str | None) -> None:
+@click.option("--benchmark", "-b", multiple=True, help="only these benchmarks (a comma list; repeatable)")
+@click.option("--strategy", "-s", multiple=True, help="only these strategies (a comma list; repeatable)")
+@click.option("--scenario", multiple=True, help="only these scenarios (a comma list; repeatable)")
+def plot(paths: tuple[str, ...], kind: str, out: str, fmt: str, benchmark: tuple[str, ...], strategy: tuple[str, ...],
+         scenario: tuple[str, ...]) -> None:
     """Figures from run records: PATHS are RUN.json files or folders of them."""
     from clbench import plots
     from clbench import report as rep

@@ -187,13 +187,24 @@ def _variant_from_defaults(config: dict, defaults: dict, later: dict) -> str:
     return ", ".join(f"{k}={_short(values[k])}" for k in named) or "default"
 
 
-def select(frame: "pd.DataFrame", benchmark: str | None = None, strategy: str | None = None,
-           scenario: str | None = None) -> "pd.DataFrame":
-    """Rows matching the given names (None = any)."""
+Names = "str | Sequence[str] | None"
+
+
+def select(frame: "pd.DataFrame", benchmark: Names = None, strategy: Names = None,
+           scenario: Names = None) -> "pd.DataFrame":
+    """Rows matching the given names: each filter a name, a comma list (`naive,ewc`) or several of either
+    (None or empty = any)."""
     for column, value in (("benchmark", benchmark), ("strategy", strategy), ("scenario", scenario)):
-        if value:
-            frame = frame[frame[column] == value.replace("-", "_")]
+        wanted = name_set(value)
+        if wanted:
+            frame = frame[frame[column].isin(wanted)]
     return frame
+
+
+def name_set(value: "str | Sequence[str] | None") -> set[str]:
+    """`naive,ewc` or ("naive", "ewc,si") -> {"naive", "ewc", "si"}; `-` read as `_`."""
+    parts = [value] if isinstance(value, str) else list(value or ())
+    return {name.strip().replace("-", "_") for part in parts for name in part.split(",") if name.strip()}
 
 
 def aggregate(frame: "pd.DataFrame") -> "pd.DataFrame":

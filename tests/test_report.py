@@ -167,3 +167,10 @@ def test_report_on_200_records_is_fast_and_torch_free(tmp_path, save_records, ma
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 + 20 + 1  # header, rule, 20 groups, then the seconds from import to answer
     assert float(lines[-1]) < 2.0
+
+
+def test_filters_take_comma_lists_and_repeat(cli, folder):
+    both = cli("report", folder, "-s", "naive,cumulative", "--format", "csv").out.splitlines()
+    repeated = cli("report", folder, "-s", "naive", "-s", "cumulative", "--format", "csv").out.splitlines()
+    assert len(both) == 3 and both == repeated
+    assert len(cli("report", folder, "-s", "naive", "--format", "csv").out.splitlines()) == 2
