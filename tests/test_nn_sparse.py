@@ -131,3 +131,15 @@ def test_square_profile_hand_computed():
                            [0, 2, 4, 0],
                            [0, 0, 0, 0]])
     assert square_profile(counts) == [3.0, 12 / 16]
+
+
+def test_set_prune_removes_connections_that_sit_at_exactly_zero():
+    """A connection regrown at zero that never received a gradient is pruned again (SET removes everything
+    between the largest negative and the smallest positive weight it keeps), not kept at zero for good."""
+    weight = W.clone()
+    weight.view(-1)[[2, 7]] = 0.0  # active (mask 1) at exactly zero; position 7 is masked out
+    mask = M.clone()
+    mask.view(-1)[2] = 1.0
+    removed = set_prune(weight, mask, zeta=0.4)
+    assert 2 in removed.tolist() and 7 not in removed.tolist()
+    assert sorted(removed.tolist()) == [1, 2, 3, 5, 9]

@@ -41,20 +41,23 @@ def random_mask(shape: tuple[int, ...], density: float, generator: torch.Generat
 
 
 def set_prune(weight: Tensor, mask: Tensor, zeta: float, prunable: Tensor | None = None) -> Tensor:
-    """Flat indices SET removes: the fraction ζ of positive and of negative weights closest to zero.
+    """Flat indices SET removes: every connection whose weight is exactly zero, and the fraction ζ of positive
+    and of negative weights closest to zero.
 
-    Only active connections (mask = 1) that are `prunable` (default: all) are candidates;
-    round(ζ · count) of each sign go.
+    Only active connections (mask = 1) that are `prunable` (default: all) are candidates; round(ζ · count)
+    of each sign go. SET's own code removes everything between the largest negative and the smallest positive
+    weight it keeps, zeros included: a connection regrown at zero that never received a gradient (an input
+    pixel that is always 0, a unit that never fires) is pruned again, not kept at zero for good.
     """
     w, m = weight.detach().flatten(), mask.flatten().bool()
     candidates = m if prunable is None else m & prunable.flatten().bool()
-    removed = []
+    removed = [torch.nonzero(candidates & (w == 0)).flatten()]
     for sign_mask, key in ((candidates & (w > 0), w), (candidates & (w < 0), -w)):
         idx = torch.nonzero(sign_mask).flatten()
         k = round(zeta * len(idx))
         if k:
             removed.append(idx[torch.topk(key[idx], k, largest=False).indices])
-    return torch.cat(removed) if removed else torch.empty(0, dtype=torch.long)
+    return torch.cat(removed)
 
 
 def random_regrow(mask: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
