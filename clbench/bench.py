@@ -159,12 +159,12 @@ def run_bench(parts: list[str], benchmark: str, strategies: list[str], experienc
     """Print the tables of `parts` (speed, scaling, harness), a row as each strategy finishes."""
     echo(f"clbench bench on {benchmark}, one thread, torch {torch.__version__}, {os.cpu_count()} CPUs")
     if "speed" in parts:
-        echo(f"\nspeed: {experiences} experiences x {iterations} iterations\n{SPEED_HEADER}")
-        naive_ms = None
-        for name in sorted(strategies, key=lambda s: s != "naive"):  # naive first: the others' yardstick
-            m = measure(benchmark, name, experiences, iterations, data_root=data_root)
-            naive_ms = naive_ms or statistics.fmean(m.ms_per_it[1:] or m.ms_per_it)
-            echo(speed_row(m, naive_ms))
+        echo(f"\nspeed: {experiences} experiences x {iterations} iterations; x naive against a naive run "
+             f"made just before (the machine's load changes)\n{SPEED_HEADER}")
+        for name in strategies:
+            naive = measure(benchmark, "naive", experiences, iterations, data_root=data_root)
+            m = naive if name == "naive" else measure(benchmark, name, experiences, iterations, data_root=data_root)
+            echo(speed_row(m, statistics.fmean(naive.ms_per_it[1:] or naive.ms_per_it)))
     if "scaling" in parts:
         echo(f"\nscaling: {scaling_experiences} experiences x {scaling_iterations} iterations\n"
              f"{scaling_header(scaling_experiences)}")

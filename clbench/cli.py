@@ -96,7 +96,8 @@ def build_configs(options: dict[str, Any]) -> list[RunConfig]:
 @click.option("--scenario", type=click.Choice(["class", "task", "domain"]), help="default: the benchmark's")
 @click.option("--seed", type=int, multiple=True, help="seed; repeat for several runs  [default: 0]")
 @click.option("--seeds", help="seed range or list, e.g. 0-4 or 0,3,7")
-@click.option("--epochs", type=str, help="epochs per experience")
+@click.option("--epochs", type=str, help="epochs per experience (refused while the benchmark's protocol trains a "
+                                        "fixed number of iterations: add --iterations 0)")
 @click.option("--iterations", type=str, help="iterations per experience (overrides epochs)")
 @click.option("--batch-size", type=str, help="training mini-batch size")
 @click.option("--lr", type=str, help="learning rate")
