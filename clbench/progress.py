@@ -35,12 +35,17 @@ class Reporter:
         self.stream.write(f"\r{self.prefix} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
         self.stream.flush()
 
-    def end_experience(self, index: int, count: int, row: Sequence[float], train_s: float) -> None:
+    def end_experience(self, index: int, count: int, row: Sequence[float | None], train_s: float) -> None:
         if self.quiet:
             return
         seen = row[: index + 1]
-        line = (f"{self.label} exp {index + 1}/{count}: train {train_s:.1f}s, "
-                f"mean acc on seen {sum(seen) / len(seen):.4f}, on all {sum(row) / len(row):.4f}")
+        if all(acc is not None for acc in seen):
+            accuracy = f"mean acc on seen {sum(seen) / len(seen):.4f}"
+        else:  # an evaluation plan evaluated only some test experiences after this one
+            accuracy = f"acc on experience {index + 1} {row[index]:.4f}"
+        if all(acc is not None for acc in row):
+            accuracy += f", on all {sum(row) / len(row):.4f}"
+        line = f"{self.label} exp {index + 1}/{count}: train {train_s:.1f}s, {accuracy}"
         self.stream.write(("\r" + line + " " * 10 + "\n") if self.tty else line + "\n")
         self.stream.flush()
 

@@ -115,7 +115,6 @@ def test_lwf_alpha_is_refused_with_the_one_over_t_weighting():
 def test_the_merged_ewc_penalty_is_avalanches_sum_over_experiences():
     """After three experiences the merged quadratic has the value and the gradient of Avalanche's separate
     penalties (one per experience), in constant memory."""
-    from types import SimpleNamespace
 
     from avalanche.training.plugins import EWCPlugin
 
@@ -135,27 +134,13 @@ def test_the_merged_ewc_penalty_is_avalanches_sum_over_experiences():
     assert len(avalanche_ewc.importances) == 3 and len(merged.importances) == 0
     assert len(merged.curvature) == len(list(strategy.model.parameters()))
 
-    model = strategy.model
-    fake = SimpleNamespace(model=model, loss=torch.zeros(()), clock=SimpleNamespace(train_exp_counter=3),
-                           device="cpu")
-    model.zero_grad()
-    avalanche_ewc.before_backward(fake)
-    expected_value = float(fake.loss)
-    fake.loss.backward()
-    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad(set_to_none=True)
-    fake.loss = torch.zeros(())
-    MergedEWCPlugin.after_backward(merged, fake)
-    assert float(fake.loss) == pytest.approx(expected_value, rel=1e-5)
-    for name, param in model.named_parameters():
-        assert torch.allclose(param.grad, expected[name], rtol=1e-4, atol=1e-6), name
+    assert_same_penalty(strategy.model, avalanche_ewc.before_backward,
+                        lambda fake: MergedEWCPlugin.after_backward(merged, fake), atol=1e-6)
 
 
 def test_fast_si_keeps_avalanches_importances_and_penalty():
     """FastSIPlugin, watching the same training as CopyingSIPlugin (Avalanche's algorithm), ends with the same
     importances and anchors, and its in-place surrogate gradient equals the autograd one."""
-    from types import SimpleNamespace
-
     from clbench.strategies.baselines import CopyingSIPlugin, FastSIPlugin
 
     class Observer(FastSIPlugin):  # tracks the path integral without acting on training
@@ -177,16 +162,25 @@ def test_fast_si_keeps_avalanches_importances_and_penalty():
     with torch.no_grad():  # away from the anchors, where the surrogate loss is 0
         for param in model.parameters():
             param.add_(0.01 * torch.randn_like(param))
-    fake = SimpleNamespace(model=model, loss=torch.zeros(()), clock=SimpleNamespace(train_exp_counter=3),
-                           device="cpu")
-    model.zero_grad()
-    CopyingSIPlugin.before_backward(reference, fake)
-    expected_value = float(fake.loss)
-    fake.loss.backward()
-    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad(set_to_none=True)
-    fake.loss = torch.zeros(())
-    FastSIPlugin.after_backward(fast, fake)
-    assert expected_value != 0 and float(fake.loss) == pytest.approx(expected_value, rel=1e-4)
-    for name, param in model.named_parameters():
-        assert torch.allclose(param.grad, expected[name], rtol=1e-4, atol=1e-7), name
+    assert_same_penalty(model, lambda fake: CopyingSIPlugin.before_backward(reference, fake),
+                        lambda fake: FastSIPlugin.after_backward(fast, fake), atol=1e-7)
+
+
+def assert_same_penalty(model, through_autograd, in_place, atol: float) -> None:
+    """A penalty added to the loss before the backward pass (Avalanche's way) and the same penalty's gradient
+    added after it (in place) give the same loss value and the same gradients, after the third experience."""
+    from types import SimpleNamespace
+
+    results = []
+    for add, backward in ((through_autograd, True), (in_place, False)):
+        model.zero_grad(set_to_none=True)
+        fake = SimpleNamespace(model=model, loss=torch.zeros(()), clock=SimpleNamespace(train_exp_counter=3),
+                               device="cpu")
+        add(fake)
+        if backward:
+            fake.loss.backward()
+        results.append((float(fake.loss), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (expected_value, expected), (value, grads) = results
+    assert expected_value != 0 and value == pytest.approx(expected_value, rel=1e-4)
+    for name, grad in grads.items():
+        assert torch.allclose(grad, expected[name], rtol=1e-4, atol=atol), name

@@ -6,7 +6,7 @@ def test_bench_prints_the_three_tables(cli):
                  "--scaling-experiences", "3", "--scaling-iterations", "4")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    speed = lines.index("speed: 2 experiences x 5 iterations")
+    speed = next(i for i, line in enumerate(lines) if line.startswith("speed: 2 experiences x 5 iterations"))
     assert lines[speed + 2].startswith("naive") and lines[speed + 3].startswith("ewc")
     assert float(lines[speed + 2].split()[2]) == 1.0  # x naive
     scaling = lines.index("scaling: 3 experiences x 4 iterations")

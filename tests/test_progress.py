@@ -40,3 +40,18 @@ def test_compact_extras_are_summarised_after_the_last_experience():
     extras = {"joint": True, "density": [{"a": 0.5}, {"a": 0.25}], "pruned_total": [3, 16230],
               "square_profile": [[3.0, 2.0], [4.0, 1.5]], "topology": [[[1, 2], [3, 4]]] * 2}
     assert format_extras(extras) == ["density: a 0.25", "pruned_total: 16230", "square_profile: [4 1.5]"]
+
+
+def test_experience_lines_of_a_sparse_evaluation_plan():
+    import io
+
+    from clbench.progress import Reporter
+
+    stream = io.StringIO()
+    reporter = Reporter(stream=stream, tty=False)
+    reporter.start_run("run")
+    reporter.end_experience(1, 4, [None, 0.9, 0.1, None], 2.0)
+    reporter.end_experience(3, 4, [0.5, 0.6, 0.7, 0.8], 2.0)
+    first, last = stream.getvalue().splitlines()
+    assert first == "run exp 2/4: train 2.0s, acc on experience 2 0.9000"
+    assert last == "run exp 4/4: train 2.0s, mean acc on seen 0.6500, on all 0.6500"

@@ -51,16 +51,17 @@ def sparse_layers(model: nn.Module) -> list[tuple[str, SparseMixin]]:
 
 
 def consolidated_parts(layer: SparseMixin, frozen: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """The consolidated synapses of `layer` and the biases of the units they feed, as (parameter, flat indices).
+    """The consolidated synapses of `layer` and the biases of the units they feed, as (parameter, boolean mask
+    of its consolidated entries).
 
     A unit's bias moves every input-output mapping through it, so a unit that
     carries a consolidated synapse has its bias consolidated with it.
     """
     if not frozen.any():
         return []
-    parts = [(layer.weight, torch.nonzero(frozen.flatten()).flatten())]
+    parts = [(layer.weight, frozen)]
     if layer.bias is not None:
-        parts.append((layer.bias, torch.nonzero(frozen.flatten(1).any(1)).flatten()))
+        parts.append((layer.bias, frozen.flatten(1).any(1)))
     return parts
 
 
@@ -95,8 +96,8 @@ class SparseSynapsesPlugin(MethodPlugin):
         self.generator = torch.Generator().manual_seed(seed)
         self.frozen: dict[str, Tensor] = {}  # layer name -> consolidated connections
         self._layers: list[tuple[str, SparseMixin]] = []
-        self._consolidated: list[tuple[Tensor, Tensor]] = []  # (parameter, flat indices of its consolidated part)
-        self._saved: list[Tensor] = []  # their values before the optimizer step
+        self._consolidated: list[tuple[Tensor, Tensor]] = []  # (parameter, mask of its consolidated entries)
+        self._saved: list[Tensor] = []  # those parameters before the optimizer step
         self.iteration = self.iterations = self.step = self.steps_total = 0
         self.pruned = self.regrown = self.grown = 0  # topology prunes and regrowths; growth per experience
 
@@ -124,15 +125,18 @@ class SparseSynapsesPlugin(MethodPlugin):
 
     def before_update(self, strategy, **kwargs):
         if self.config.old_lr_scale < 1:
-            self._saved = [param.detach().view(-1)[idx] for param, idx in self._consolidated]
+            self._saved = [param.detach().clone() for param, _ in self._consolidated]
 
     def after_update(self, strategy, **kwargs):
         # Masked weights need no re-zeroing: they get zero gradient, and their optimizer
         # state is reset whenever the topology changes, so every optimizer leaves them at 0.
-        with torch.no_grad():  # consolidated synapses and biases: frozen, or moved by old_lr_scale of the step
-            for (param, idx), old in zip(self._consolidated, self._saved):
-                flat = param.view(-1)
-                flat[idx] = old if self.config.old_lr_scale == 0 else old + self.config.old_lr_scale * (flat[idx] - old)
+        # Consolidated synapses and biases: frozen, or moved by old_lr_scale of the step. Dense masked
+        # writes: their cost does not grow with the number of consolidated synapses (experiences).
+        scale = self.config.old_lr_scale
+        with torch.no_grad():
+            for (param, frozen), old in zip(self._consolidated, self._saved):
+                kept = old if scale == 0 else old + scale * (param - old)
+                param.copy_(torch.where(frozen, kept, param))
         self.iteration += 1
         if self.iteration == 1:  # Adam's state exists from the first step on
             self._floor_second_moments(strategy)
