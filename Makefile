@@ -40,10 +40,10 @@ test-cluster: install
 	$(BIN)/python -m pytest -q -m cluster
 
 # per-strategy ms/iteration, its growth over 50 tasks and the harness against a bare loop, one thread;
-# on permuted MNIST (the 1000-1000 MLP) when the data are there, else on the offline digits
+# on permuted MNIST (the 1000-1000 MLP) when DATA_ROOT holds MNIST, else on the offline digits
 bench: install
-	@if [ -d "$${CLBENCH_DATA_ROOT:-../shared/data}/MNIST/raw" ]; then \
-		CLBENCH_DATA_ROOT=$${CLBENCH_DATA_ROOT:-../shared/data} $(BIN)/clbench bench -b permuted_mnist; \
+	@if [ -d "$(DATA_ROOT)/MNIST/raw" ]; then \
+		CLBENCH_DATA_ROOT=$(DATA_ROOT) $(BIN)/clbench bench -b permuted_mnist; \
 	else $(BIN)/clbench bench -b permuted_digits; fi
 
 clean:
