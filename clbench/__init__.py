@@ -5,3 +5,12 @@ modules that train (runner, strategies, benchmarks' builders).
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """`clbench.make_strategy`, imported on first use (it loads Avalanche)."""
+    if name == "make_strategy":
+        from clbench.api import make_strategy
+
+        return make_strategy
+    raise AttributeError(f"module 'clbench' has no attribute {name!r}")

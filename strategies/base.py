@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -70,23 +70,31 @@ def output_head_parameters(model: nn.Module, spare_output: bool = False) -> list
             for p in m.parameters()]
 
 
-def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list,
-                    model: nn.Module | None = None) -> dict[str, Any]:
-    """Keyword arguments of every Avalanche template built by clbench (default model: the benchmark's)."""
+def template_kwargs(cfg: RunConfig, benchmark: Benchmark, plugins: list, model: nn.Module | None = None,
+                    **given: Any) -> dict[str, Any]:
+    """Keyword arguments of every Avalanche template built by clbench.
+
+    Default model: the benchmark's; default optimizer: `cfg`'s over the model's parameter groups; default
+    evaluator: a silent one (clbench's runner evaluates by itself). `given` keywords that are not None
+    (an `optimizer`, a `criterion`, an `evaluator`, any other `SupervisedTemplate` keyword) replace them.
+    """
     model = model if model is not None else make_model(cfg, benchmark)
     train = cfg.train
-    groups = parameter_groups(model, train.weight_decay, output_head_parameters(model, train.current_classes_only))
-    return dict(
-        model=model,
-        optimizer=make_optimizer(train.optimizer, groups, train.lr, train.momentum, train.weight_decay),
-        criterion=nn.CrossEntropyLoss(),
-        train_mb_size=train.batch_size,
-        train_epochs=train.epochs,
-        eval_mb_size=train.eval_batch_size,
-        device=cfg.device,
-        plugins=list(plugins),
-        evaluator=SilentEvaluator(),
-    )
+    kwargs: dict[str, Any] = dict(model=model, criterion=nn.CrossEntropyLoss(), train_mb_size=train.batch_size,
+                                  train_epochs=train.epochs, eval_mb_size=train.eval_batch_size, device=cfg.device,
+                                  plugins=list(plugins), evaluator=SilentEvaluator())
+    kwargs.update({key: value for key, value in given.items() if value is not None})
+    if "optimizer" not in kwargs:
+        decay_free = output_head_parameters(model, train.current_classes_only)
+        kwargs["optimizer"] = make_optimizer(train.optimizer, parameter_groups(model, train.weight_decay, decay_free),
+                                             train.lr, train.momentum, train.weight_decay)
+    return kwargs
+
+
+def given_or_built(given: dict[str, Any], build: Callable[[], nn.Module], benchmark: Benchmark) -> nn.Module:
+    """The model a caller passed in `given` (taken out of it), else `build()` wrapped for the benchmark."""
+    model = given.pop("model", None)
+    return model if model is not None else for_avalanche(build(), benchmark)
 
 
 def planned_iterations(strategy) -> int:

@@ -124,8 +124,8 @@ class Tiny(MethodStrategy):
     plugin_class, plugin_keyword = TinyPlugin, "tiny"
 
 
-def build(cfg, benchmark, plugins):
-    return Tiny(**template_kwargs(cfg, benchmark, plugins), tiny=TinyPlugin.from_config(cfg.method))
+def build(cfg, benchmark, plugins, **given):
+    return Tiny(**template_kwargs(cfg, benchmark, plugins, **given), tiny=TinyPlugin.from_config(cfg.method))
 '''
 
 

@@ -27,19 +27,19 @@ if TYPE_CHECKING:
     from clbench.benchmarks.store import Benchmark
 
 
-def build_naive(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
-    return Naive(**template_kwargs(cfg, benchmark, plugins))
+def build_naive(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> Naive:
+    return Naive(**template_kwargs(cfg, benchmark, plugins, **given))
 
 
-def build_cumulative(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Cumulative:
-    return Cumulative(**template_kwargs(cfg, benchmark, plugins))
+def build_cumulative(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> Cumulative:
+    return Cumulative(**template_kwargs(cfg, benchmark, plugins, **given))
 
 
-def build_joint(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> JointTraining:
-    return JointTraining(**template_kwargs(cfg, benchmark, plugins))
+def build_joint(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> JointTraining:
+    return JointTraining(**template_kwargs(cfg, benchmark, plugins, **given))
 
 
-def build_ewc(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
+def build_ewc(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> Naive:
     """`separate` mode: Naive with the merged penalty (`MergedEWCPlugin`, constant cost per iteration);
     `online` mode: Avalanche's EWC plugin as it is."""
     m = cfg.method
@@ -47,7 +47,7 @@ def build_ewc(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
         ewc = MergedEWCPlugin(m.ewc_lambda)
     else:
         ewc = EWCPlugin(m.ewc_lambda, mode="online", decay_factor=m.ewc_decay)
-    return Naive(**template_kwargs(cfg, benchmark, [*plugins, ewc]))
+    return Naive(**template_kwargs(cfg, benchmark, [*plugins, ewc], **given))
 
 
 class CopyingSIPlugin(SynapticIntelligencePlugin):
@@ -121,10 +121,10 @@ class FastSIPlugin(CopyingSIPlugin):
             trajectory[name].data.addcmul_(param.grad.view(-1), step)
 
 
-def build_si(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
+def build_si(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> Naive:
     m = cfg.method
     si = FastSIPlugin(si_lambda=m.si_lambda, eps=m.si_eps)
-    return Naive(**template_kwargs(cfg, benchmark, [*plugins, si]))
+    return Naive(**template_kwargs(cfg, benchmark, [*plugins, si], **given))
 
 
 def seen_units_distillation(out: torch.Tensor, prev_out: torch.Tensor, previous_units: list[int],
@@ -224,15 +224,15 @@ class LwFVariantsPlugin(SupervisedPlugin):
         self.units_by_task = {task: set(units) for task, units in state["units_by_task"].items()}
 
 
-def build_lwf(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
+def build_lwf(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> Naive:
     m = cfg.method
     if m.lwf_weighting == "1/t" and m.lwf_alpha != 1.0:
         raise UsageError(f"lwf_alpha={m.lwf_alpha} has no effect with lwf_weighting=1/t; "
                          "drop lwf_alpha or use lwf_weighting=alpha")
     lwf = LwFVariantsPlugin(m.lwf_alpha, m.temperature, distill_units=m.distill_units, weighting=m.lwf_weighting)
-    return Naive(**template_kwargs(cfg, benchmark, [*plugins, lwf]))
+    return Naive(**template_kwargs(cfg, benchmark, [*plugins, lwf], **given))
 
 
-def build_replay(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Naive:
+def build_replay(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> Naive:
     """Avalanche's `Replay` (its plugin after the others), with a memory a checkpoint can hold."""
-    return Naive(**template_kwargs(cfg, benchmark, [*plugins, ResumableReplayPlugin(cfg.method.mem_size)]))
+    return Naive(**template_kwargs(cfg, benchmark, [*plugins, ResumableReplayPlugin(cfg.method.mem_size)], **given))

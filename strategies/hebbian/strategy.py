@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from clbench.config import RunConfig
 from clbench.nn.hebbian import PlasticLinear, hebbian_model, plastic_layers, traces_off
 from clbench.nn.networks import MultiHead
-from clbench.strategies.base import MethodPlugin, MethodStrategy, for_avalanche, template_kwargs
+from clbench.strategies.base import MethodPlugin, MethodStrategy, given_or_built, template_kwargs
 from clbench.strategies.hebbian import HebbianConfig
 
 if TYPE_CHECKING:
@@ -124,11 +124,12 @@ def consolidation_plugins(cfg: RunConfig) -> list:
             *([FastSIPlugin(si_lambda=m.si_lambda)] if m.si_lambda else [])]
 
 
-def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> Hebbian:
+def build(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> Hebbian:
+    """`given`: a model (with a plastic layer) or other template keywords to use instead of clbench's."""
     m = cfg.method
-    net = hebbian_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
-                        benchmark.head_size, plastic_hidden=m.plastic_hidden, rule=m.rule, alpha=m.alpha,
-                        eta=m.eta, alpha_init=m.alpha_init, alpha_init_dist=m.alpha_init_dist)
-    return Hebbian(**template_kwargs(cfg, benchmark, [*plugins, *consolidation_plugins(cfg)],
-                                     model=for_avalanche(net, benchmark)),
+    model = given_or_built(given, lambda: hebbian_model(
+        cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads, benchmark.head_size,
+        plastic_hidden=m.plastic_hidden, rule=m.rule, alpha=m.alpha, eta=m.eta, alpha_init=m.alpha_init,
+        alpha_init_dist=m.alpha_init_dist), benchmark)
+    return Hebbian(**template_kwargs(cfg, benchmark, [*plugins, *consolidation_plugins(cfg)], model=model, **given),
                    hebbian=HebbianPlugin.from_config(m))

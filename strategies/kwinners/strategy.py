@@ -19,7 +19,7 @@ from clbench.errors import UsageError
 from clbench.nn.kwinners import kwinners_layers, kwinners_model, update_boost_strength
 from clbench.nn.masked import rezero_weights
 from clbench.nn.optim import clamp_second_moments
-from clbench.strategies.base import MethodPlugin, MethodStrategy, for_avalanche, template_kwargs
+from clbench.strategies.base import MethodPlugin, MethodStrategy, given_or_built, template_kwargs
 from clbench.strategies.kwinners import KWinnersConfig
 
 if TYPE_CHECKING:
@@ -140,17 +140,18 @@ class SparseKWinners(MethodStrategy):
     plugin_class, plugin_keyword = KWinnersPlugin, "kwinners"
 
 
-def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> SparseKWinners:
+def build(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> SparseKWinners:
+    """`given`: a model (with k-WTA layers) or other template keywords to use instead of clbench's."""
     m = cfg.method
     if m.weight_init == "density" and cfg.train.backbone != "mlp":
         raise UsageError(f"weight_init=density is defined for the mlp backbone, not '{cfg.train.backbone}'; "
                          "use weight_init=pytorch or --set backbone=mlp")
-    net = kwinners_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
-                         benchmark.head_size, percent_on=m.percent_on, sparsity=m.sparsity,
-                         percent_on_conv=m.percent_on_conv, sparsity_conv=m.sparsity_conv,
-                         generator=torch.Generator().manual_seed(cfg.seed),
-                         sparsity_head=m.sparsity_head, weight_init=m.weight_init,
-                         k_inference_factor=m.k_inference_factor, boost_strength=m.boost_strength,
-                         boost_strength_factor=m.boost_strength_factor, duty_cycle_period=m.duty_cycle_period)
-    return SparseKWinners(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
+    model = given_or_built(given, lambda: kwinners_model(
+        cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads, benchmark.head_size,
+        percent_on=m.percent_on, sparsity=m.sparsity, percent_on_conv=m.percent_on_conv,
+        sparsity_conv=m.sparsity_conv, generator=torch.Generator().manual_seed(cfg.seed),
+        sparsity_head=m.sparsity_head, weight_init=m.weight_init, k_inference_factor=m.k_inference_factor,
+        boost_strength=m.boost_strength, boost_strength_factor=m.boost_strength_factor,
+        duty_cycle_period=m.duty_cycle_period), benchmark)
+    return SparseKWinners(**template_kwargs(cfg, benchmark, plugins, model=model, **given),
                           kwinners=KWinnersPlugin.from_config(m))

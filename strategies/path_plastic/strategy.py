@@ -26,7 +26,7 @@ from clbench.errors import UsageError
 from clbench.nn.networks import Classifier
 from clbench.nn.optim import sync_optimizer
 from clbench.nn.paths import PathPlasticTrunk, RoutedClassifier, paths_to_prune
-from clbench.strategies.base import MethodPlugin, MethodStrategy, for_avalanche, planned_iterations, template_kwargs
+from clbench.strategies.base import MethodPlugin, MethodStrategy, given_or_built, planned_iterations, template_kwargs
 from clbench.strategies.path_plastic import PathPlasticConfig
 
 if TYPE_CHECKING:
@@ -184,15 +184,24 @@ def auto_stem_stride(input_shape: tuple[int, ...]) -> int:
     return 1 if side <= 8 else 4 if side <= 28 else 2
 
 
-def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> PathPlastic:
+def build(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> PathPlastic:
+    """`given`: a model (with a PathPlasticTrunk) or other template keywords to use instead of clbench's."""
     m = cfg.method
-    stem_stride = m.stem_stride or auto_stem_stride(benchmark.input_shape)
-    trunk = PathPlasticTrunk(benchmark.input_shape[0], m.widths, m.stage_lengths, m.mode, m.max_paths, cfg.seed,
-                             stem_stride)
-    if m.route_by_task and benchmark.n_heads == 1:
+    if m.route_by_task and benchmark.n_heads == 1 and "model" not in given:
         raise UsageError(f"route_by_task=true routes by the task label, which scenario '{cfg.scenario}' does not "
                          "give at test time; valid: --scenario task, or route_by_task=false.")
-    net = (RoutedClassifier if m.route_by_task else Classifier)(trunk, trunk.out_features, benchmark.n_heads,
-                                                                benchmark.head_size)
-    return PathPlastic(**template_kwargs(cfg, benchmark, plugins, model=for_avalanche(net, benchmark)),
+
+    def network() -> nn.Module:
+        if len(benchmark.input_shape or ()) != 3:
+            raise ValueError(f"path_plastic builds a convolutional trunk: it needs image inputs (C, H, W), not "
+                             f"{benchmark.input_shape}; give image-shaped samples, or pass a model with a "
+                             "PathPlasticTrunk")
+        stem_stride = m.stem_stride or auto_stem_stride(benchmark.input_shape)
+        trunk = PathPlasticTrunk(benchmark.input_shape[0], m.widths, m.stage_lengths, m.mode, m.max_paths,
+                                 cfg.seed, stem_stride)
+        head = RoutedClassifier if m.route_by_task else Classifier
+        return head(trunk, trunk.out_features, benchmark.n_heads, benchmark.head_size)
+
+    model = given_or_built(given, network, benchmark)
+    return PathPlastic(**template_kwargs(cfg, benchmark, plugins, model=model, **given),
                        paths=PathPlasticPlugin.from_config(m))

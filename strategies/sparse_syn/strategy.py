@@ -35,7 +35,7 @@ from clbench.nn.sparse import (
 from clbench.strategies.base import (
     MethodPlugin,
     MethodStrategy,
-    for_avalanche,
+    given_or_built,
     planned_iterations,
     template_kwargs,
 )
@@ -251,13 +251,14 @@ def check_density_cap(cfg: RunConfig, layers: list[tuple[str, SparseMixin]], n_e
                 "or a smaller grow.")
 
 
-def build(cfg: RunConfig, benchmark: Benchmark, plugins: list) -> SparseSynapses:
+def build(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> SparseSynapses:
+    """`given`: a model (with sparse layers) or other template keywords to use instead of clbench's."""
     m = cfg.method
-    net = sparse_model(cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads,
-                       benchmark.head_size, density=None if m.epsilon else m.density, epsilon=m.epsilon or None,
-                       generator=torch.Generator().manual_seed(cfg.seed), percent_on=m.percent_on)
-    check_density_cap(cfg, sparse_layers(net), getattr(benchmark, "n_experiences", 1))  # 1: a saved model's shape
+    model = given_or_built(given, lambda: sparse_model(
+        cfg.train.backbone, benchmark.input_shape, cfg.train.hidden, benchmark.n_heads, benchmark.head_size,
+        density=None if m.epsilon else m.density, epsilon=m.epsilon or None,
+        generator=torch.Generator().manual_seed(cfg.seed), percent_on=m.percent_on), benchmark)
+    check_density_cap(cfg, sparse_layers(model), getattr(benchmark, "n_experiences", 1))  # 1: a saved model's
     sparse = SparseSynapsesPlugin.from_config(m, seed=cfg.seed, input_shape=benchmark.input_shape)
     extra = [KWinnersPlugin()] if m.percent_on < 1 else []  # boost decay and activity statistics
-    return SparseSynapses(**template_kwargs(cfg, benchmark, [*plugins, *extra], model=for_avalanche(net, benchmark)),
-                          sparse=sparse)
+    return SparseSynapses(**template_kwargs(cfg, benchmark, [*plugins, *extra], model=model, **given), sparse=sparse)
