@@ -17,6 +17,7 @@ from clbench.errors import ClbenchError, UsageError
 SCHEMA = 2  # 2: matrix cells an evaluation plan skipped are null; `evaluation` says which plan
 CHECKPOINT_SUFFIX = ".ckpt"  # a run's checkpoint, beside its record
 MODEL_SUFFIX = ".model.pt"  # a run's saved model (clbench run --save-model), beside its record
+LOGS_SUFFIX = ".logs"  # a run's logger folders (clbench run --logger), beside its record
 
 
 def run_file(out: Path, benchmark: str, strategy: str, run_id: str, suffix: str = ".json") -> Path:

@@ -30,6 +30,7 @@ from clbench.harness import (
     IterationBudgetPlugin,
     ProgressPlugin,
     ResetOptimizerPlugin,
+    SilentEvaluator,
     TensorBatchesPlugin,
     output_masks,
 )
@@ -92,14 +93,26 @@ def evaluate_all(model: nn.Module, benchmark: Benchmark, batch_size: int, device
             for j, exp in enumerate(benchmark.test)]
 
 
+def evaluate_row(strategy, benchmark: Benchmark, cfg: RunConfig, columns: Sequence[int] | None = None
+                 ) -> list[float | None]:
+    """One row of the accuracy matrix: clbench's own evaluation, or, when the strategy has a real Avalanche
+    evaluator (loggers), `strategy.eval` with its metrics read back (the same accuracies, logged)."""
+    if isinstance(strategy.evaluator, SilentEvaluator):
+        return evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device, columns)
+    from clbench.loggers import evaluated_row
+
+    return evaluated_row(strategy, benchmark.test_stream, columns)
+
+
 def model_stats(model: nn.Module) -> dict[str, Any]:
     params = sum(p.numel() for p in model.parameters())
     nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     return {"parameters": params, "nonzero_parameters": nonzero, "density": nonzero / max(params, 1)}
 
 
-def build(cfg: RunConfig, reporter: Reporter | None = None, plugins: Sequence = ()):
-    """The benchmark and the Avalanche strategy with clbench's harness plugins (then `plugins`, if any)."""
+def build(cfg: RunConfig, reporter: Reporter | None = None, plugins: Sequence = (), evaluator=None):
+    """The benchmark and the Avalanche strategy with clbench's harness plugins (then `plugins`, if any), and
+    `evaluator` (an Avalanche `EvaluationPlugin`) in place of the silent one."""
     benchmark = BENCHMARKS.get(cfg.benchmark).load_builder()(cfg)
     harness: list = [TensorBatchesPlugin(benchmark.store, cfg.seed), DivergenceGuardPlugin()]
     if cfg.train.reset_optimizer:
@@ -107,7 +120,8 @@ def build(cfg: RunConfig, reporter: Reporter | None = None, plugins: Sequence = 
     if reporter is not None:
         harness.append(ProgressPlugin(reporter.update))
     masks = output_masks(cfg.train, cfg.scenario, benchmark.n_heads, benchmark.head_size)
-    strategy = STRATEGIES.get(cfg.strategy).load_builder()(cfg, benchmark, [*harness, *masks, *plugins])
+    given = {"evaluator": evaluator} if evaluator is not None else {}  # builders without `**given` still build
+    strategy = STRATEGIES.get(cfg.strategy).load_builder()(cfg, benchmark, [*harness, *masks, *plugins], **given)
     for mask in masks:
         mask.attach(strategy.model)
     if cfg.train.iterations:
@@ -134,17 +148,19 @@ class Progress:
 
 
 def run(cfg: RunConfig, reporter: Reporter | None = None, checkpointing: Checkpointing | None = None,
-        plugins: Sequence = (), model_path: Path | None = None) -> RunRecord:
+        plugins: Sequence = (), model_path: Path | None = None, evaluator=None) -> RunRecord:
     """Train `cfg.strategy` on `cfg.benchmark` and return its accuracy matrix and metrics.
 
     With `checkpointing`, a checkpoint is written after experiences (its policy says which) and a run
     whose checkpoint exists continues after the experience it holds. `plugins` are added to the
-    strategy after clbench's own (loggers, probes). With `model_path`, a run that ends `ok` keeps
-    its trained model there (`clbench.checkpoint.load_model` reads it).
+    strategy after clbench's own (probes). With `model_path`, a run that ends `ok` keeps its trained
+    model there (`clbench.checkpoint.load_model` reads it). With `evaluator` (an `EvaluationPlugin`, e.g.
+    `clbench.loggers.logging_evaluator`), the matrix is evaluated through it, so its metrics and loggers
+    see every evaluation.
     """
     with warnings.catch_warnings(record=True) as caught:  # Avalanche resets filters, so collect instead
         warnings.simplefilter("default")
-        record = _run(cfg, reporter or Reporter(quiet=True), checkpointing, plugins, model_path)
+        record = _run(cfg, reporter or Reporter(quiet=True), checkpointing, plugins, model_path, evaluator)
     for w in caught:
         if not any(quiet in str(w.message) for quiet in QUIET_WARNINGS):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -162,7 +178,7 @@ def evaluation_summary(cfg: RunConfig, benchmark: Benchmark, progress: Progress)
 
 
 def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None, plugins: Sequence,
-         model_path: Path | None) -> RunRecord:
+         model_path: Path | None, evaluator=None) -> RunRecord:
     start = time.perf_counter()
     cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
     if cfg.threads:
@@ -170,7 +186,7 @@ def _run(cfg: RunConfig, reporter: Reporter, checkpointing: Checkpointing | None
     torch.set_flush_denormal(False)  # torch's default, whatever an earlier run in this process left
     env = environment(cfg.device)  # taken now: the code that runs is the code checked out at the start
     seed_everything(cfg.seed)
-    benchmark, strategy = build(cfg, None if reporter.quiet else reporter, plugins)
+    benchmark, strategy = build(cfg, None if reporter.quiet else reporter, plugins, evaluator)
     joint = bool(STRATEGIES.get(cfg.strategy).extra.get("joint"))
     stream = list(benchmark.train_stream)
     steps = [stream] if joint else stream  # joint training: one step over every experience
@@ -214,7 +230,7 @@ def first_progress(strategy, benchmark: Benchmark, cfg: RunConfig, joint: bool, 
     """A new run's progress: the untrained model's accuracy on every test experience (row `initial`)."""
     setup = time.perf_counter() - started
     t0 = time.perf_counter()
-    initial = evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device)
+    initial = evaluate_row(strategy, benchmark, cfg)
     return Progress(initial, extras={"joint": True} if joint else {}, setup_s=setup,
                     initial_eval_s=time.perf_counter() - t0)
 
@@ -262,8 +278,7 @@ def train_and_evaluate(strategy, benchmark: Benchmark, steps: list, cfg: RunConf
         collect_extras(strategy, progress.extras)
         t0 = time.perf_counter()
         columns = evalplan.columns(plan, i, len(steps), len(benchmark.test))
-        progress.matrix.append(evaluate_all(strategy.model, benchmark, cfg.train.eval_batch_size, cfg.device,
-                                            columns))
+        progress.matrix.append(evaluate_row(strategy, benchmark, cfg, columns))
         collect_ablations(strategy, benchmark, cfg, progress.extras, columns)
         progress.eval_s.append(time.perf_counter() - t0)
         if checkpointing is not None and checkpointing.writes_after(i, len(steps)):
