@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -121,13 +122,16 @@ def build_configs(options: dict[str, Any]) -> list[RunConfig]:
 @click.option("--no-resume", is_flag=True, help="start over even if a checkpoint of this run exists")
 @click.option("--save-model", is_flag=True, help="keep the trained model in OUT/BENCHMARK/STRATEGY/RUN_ID.model.pt "
                                                  "(see 'clbench eval')")
+@click.option("--logger", "loggers", multiple=True, type=click.Choice(["csv", "tensorboard", "wandb"]),
+              help="attach Avalanche's logger (its accuracy, loss and the method's statistics) writing to "
+                   "OUT/BENCHMARK/STRATEGY/RUN_ID.logs/NAME; W&B offline unless configured; repeatable")
 def run(**options: Any) -> None:
     """Train a strategy on a benchmark; print and save the accuracy matrix.
 
     Running the same command again after a stop continues from the run's checkpoint.
     """
     options["set"] = options.pop("set_")
-    from clbench.records import CHECKPOINT_SUFFIX, MODEL_SUFFIX, check_out_dir, check_writable, run_file
+    from clbench.records import CHECKPOINT_SUFFIX, LOGS_SUFFIX, MODEL_SUFFIX, check_out_dir, check_writable, run_file
 
     configs = build_configs(options)
     out = check_out_dir(Path(options["out"]))
@@ -152,7 +156,14 @@ def run(**options: Any) -> None:
             click.echo(f"clbench: resuming from {saving.path}", err=True)
         model_path = run_file(out, cfg.benchmark, cfg.strategy, cfg.run_id(), MODEL_SUFFIX) \
             if options["save_model"] else None
-        record = run_one(cfg, reporter, saving, model_path=model_path)
+        logs = run_file(out, cfg.benchmark, cfg.strategy, cfg.run_id(), LOGS_SUFFIX) if options["loggers"] else None
+        evaluator = _logging_evaluator(options["loggers"], logs, cfg) if logs else None
+        record = run_one(cfg, reporter, saving, model_path=model_path, evaluator=evaluator)
+        if evaluator is not None:
+            from clbench.loggers import close_loggers
+
+            close_loggers(evaluator)
+            click.echo(f"clbench: logs in {logs}", err=True)
         path = write_record_or_rescue(record, out)
         if not options["keep_checkpoint"]:
             saving.discard()
@@ -170,6 +181,13 @@ def run(**options: Any) -> None:
     if bad:
         where = bad[0].error or {}
         raise ClbenchError(f"run {bad[0].run_id} {bad[0].status}: {json.dumps(where)}; record written.")
+
+
+def _logging_evaluator(names: tuple[str, ...], folder: Path, cfg):
+    """An Avalanche evaluator with the named loggers writing below `folder`."""
+    from clbench.loggers import logging_evaluator, make_loggers
+
+    return logging_evaluator(make_loggers(names, folder, cfg.run_id(), cfg.to_dict()))
 
 
 def _print_record(record, path: Path) -> None:
@@ -352,13 +370,26 @@ def _names(text: str | None) -> list[str] | None:
 @click.option("--scenario", multiple=True, help="only these scenarios (a comma list; repeatable)")
 @click.option("--sort", help="sort by a column (best first)")
 @click.option("--matrix", is_flag=True, help="show each group's mean (± std) accuracy matrix instead")
+@click.option("--columns", help="comma-separated columns to show, keys and metrics, e.g. strategy,variant,acc,bwt "
+                                "[default: benchmark,scenario,strategy,variant,n and --metric's]")
+@click.option("--width", type=click.IntRange(min=0), help="wrap the table's metric columns to this many characters "
+                                                           "(0: never)  [default: the terminal's width]")
 def report(folders: tuple[str, ...], fmt: str, metric: str | None, benchmark: tuple[str, ...],
-           strategy: tuple[str, ...], scenario: tuple[str, ...], sort: str | None, matrix: bool) -> None:
-    """Tables of mean ± std over seeds from the run records below FOLDERS (default results/)."""
+           strategy: tuple[str, ...], scenario: tuple[str, ...], sort: str | None, matrix: bool,
+           columns: str | None, width: int | None) -> None:
+    """Tables of mean ± std over seeds from the run records below FOLDERS (default results/).
+
+    On a terminal, long variant labels are shortened to v1, v2, ... with a legend below the table.
+    """
     from clbench import report as rep
     from clbench import tables
 
-    metrics = rep.check_metrics(_names(metric))
+    if columns and metric:
+        raise click.UsageError("give --columns or --metric, not both (--columns names the metrics too)")
+    keys, metrics = rep.check_columns(_names(columns)) if columns else (tables.KEY_COLUMNS,
+                                                                         rep.check_metrics(_names(metric)))
+    if width is None:
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 0
     loaded = rep.load_records(folders or ("results",))
     for warning in loaded.warnings:
         click.echo(f"clbench: warning: {warning}", err=True)
@@ -374,7 +405,7 @@ def report(folders: tuple[str, ...], fmt: str, metric: str | None, benchmark: tu
             raise ClbenchError(f"no accuracy matrix to show: {NO_MATRIX}")
         click.echo(tables.render_matrices(matrices, fmt))
     else:
-        click.echo(tables.render(rep.sort_table(rep.aggregate(frame), sort), metrics, fmt))
+        click.echo(tables.render(rep.sort_table(rep.aggregate(frame), sort), metrics, fmt, keys, width or None))
 
 
 def _warn_mixed_shapes(frame) -> None:

@@ -233,6 +233,17 @@ def sort_table(table: "pd.DataFrame", by: str | None) -> "pd.DataFrame":
     return table.sort_values(f"{by}_mean", ascending=by in LOWER_IS_BETTER, na_position="last", kind="stable")
 
 
+def check_columns(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`--columns`: (key columns, metric columns) in the order given."""
+    from clbench.tables import KEY_COLUMNS
+
+    valid = [*KEY_COLUMNS, *COLUMNS]
+    unknown = [n for n in names if n not in valid]
+    if unknown or not names:
+        raise UsageError(f"unknown --columns '{unknown[0] if unknown else ''}'; valid: {', '.join(valid)}.")
+    return [n for n in names if n in KEY_COLUMNS], [n for n in names if n in COLUMNS]
+
+
 def check_metrics(names: Sequence[str] | None) -> list[str]:
     if not names:
         return list(METRICS) + ["train_s", "parameters", "density"]

@@ -35,26 +35,76 @@ def cell(column: str, mean: float, std: float, pm: str = " ± ") -> str:
     return text or "—"
 
 
-def text_rows(table: "pd.DataFrame", metrics: Sequence[str], pm: str = " ± ") -> tuple[list[str], list[list[str]]]:
-    header = ["benchmark", "scenario", "strategy", "variant", "n"] + [HEADERS[m] for m in metrics]
+KEY_COLUMNS = ("benchmark", "scenario", "strategy", "variant", "n")
+VARIANT_WIDTH = 24  # on a terminal, longer variant labels become v1, v2, ... with a legend below the table
+
+
+def text_rows(table: "pd.DataFrame", metrics: Sequence[str], pm: str = " ± ",
+              keys: Sequence[str] = KEY_COLUMNS) -> tuple[list[str], list[list[str]]]:
+    header = list(keys) + [HEADERS[m] for m in metrics]
     rows = []
     for _, r in table.iterrows():
-        rows.append([r["benchmark"], r["scenario"], r["strategy"], r["variant"], str(r["n"])]
-                    + [cell(m, r[f"{m}_mean"], r[f"{m}_std"], pm) for m in metrics])
+        rows.append([str(r[k]) for k in keys] + [cell(m, r[f"{m}_mean"], r[f"{m}_std"], pm) for m in metrics])
     return header, rows
 
 
 def _aligned(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(x) for x in column) for column in zip(header, *rows)]
+    left = [_text_column(name) for name in header]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(c.ljust(w) if is_left else c.rjust(w) for c, w, is_left in zip(cells, widths, left))
 
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
+def abbreviated_variants(header: list[str], rows: list[list[str]]) -> tuple[list[list[str]], list[str]]:
+    """Rows with variant labels longer than VARIANT_WIDTH replaced by v1, v2, ... (in order of appearance),
+    and the legend that maps them back."""
+    if "variant" not in header:
+        return rows, []
+    i = header.index("variant")
+    long = [label for label in dict.fromkeys(r[i] for r in rows) if len(label) > VARIANT_WIDTH]
+    short = {label: f"v{n}" for n, label in enumerate(long, 1)}
+    if not short:
+        return rows, []
+    rows = [r[:i] + [short.get(r[i], r[i])] + r[i + 1:] for r in rows]
+    return rows, ["variants:"] + [f"  {name}  {label}" for label, name in short.items()]
+
+
+def terminal_table(header: list[str], rows: list[list[str]], width: int | None = None) -> str:
+    """An aligned table for a terminal: long variant labels abbreviated (legend below), and the metric
+    columns wrapped into several blocks, each repeating the key columns, when wider than `width`."""
+    import textwrap
+
+    rows, legend = abbreviated_variants(header, rows)
+    n_keys = sum(name in KEY_COLUMNS for name in header)
+    blocks, start = [], n_keys
+    while True:
+        end = len(header)
+        while width and end > start + 1 and _width(header, rows, n_keys, start, end) > width:
+            end -= 1
+        blocks.append(_aligned(header[:n_keys] + header[start:end], [r[:n_keys] + r[start:end] for r in rows]))
+        if end >= len(header):
+            break
+        start = end
+    if width:
+        legend = [wrapped for line in legend for wrapped in textwrap.wrap(line, width, subsequent_indent=" " * 6)]
+    return "\n\n".join(blocks) + ("\n\n" + "\n".join(legend) if legend else "")
+
+
+def _width(header: list[str], rows: list[list[str]], n_keys: int, start: int, end: int) -> int:
+    picked = list(range(n_keys)) + list(range(start, end))
+    return sum(max(len(r[i]) for r in [header, *rows]) for i in picked) + 2 * (len(picked) - 1)
+
+
+def _text_column(name: str) -> bool:
+    """Key columns other than `n` hold text (left-aligned); the others numbers."""
+    return name in KEY_COLUMNS and name != "n"
+
+
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
-    rule = "|" + "|".join("---" if i < 4 else "---:" for i in range(len(header))) + "|"
+    rule = "|" + "|".join("---" if _text_column(name) else "---:" for name in header) + "|"
     lines = ["| " + " | ".join(header) + " |", rule]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
@@ -74,17 +124,20 @@ def _latex_number(text: str) -> str:
 
 
 def _latex(header: list[str], rows: list[list[str]]) -> str:
-    spec = "llll" + "r" * (len(header) - 4)
+    spec = "".join("l" if _text_column(name) else "r" for name in header)
+    n_keys = sum(name in KEY_COLUMNS for name in header)
     body = [" & ".join(latex_escape(c) for c in header) + r" \\", r"\hline"]
     for r in rows:
-        cells = [latex_escape(c) for c in r[:5]] + [_latex_number(c) for c in r[5:]]
+        cells = [latex_escape(c) for c in r[:n_keys]] + [_latex_number(c) for c in r[n_keys:]]
         body.append(" & ".join(cells) + r" \\")
     return "\n".join([rf"\begin{{tabular}}{{{spec}}}", r"\hline", *body, r"\hline", r"\end{tabular}"])
 
 
-def render(table: "pd.DataFrame", metrics: Sequence[str], fmt: str) -> str:
-    """The aggregated table in `fmt` (table, markdown, csv, latex, json)."""
-    columns = [*GROUP_KEYS, "n", *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))]
+def render(table: "pd.DataFrame", metrics: Sequence[str], fmt: str, keys: Sequence[str] = KEY_COLUMNS,
+           width: int | None = None) -> str:
+    """The aggregated table in `fmt` (table, markdown, csv, latex, json), with the key columns `keys`;
+    a `table` is fitted to `width` characters (None: no limit)."""
+    columns = [*keys, *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))]
     if fmt == "csv":
         buffer = io.StringIO()
         table[columns].to_csv(buffer, index=False)
@@ -93,8 +146,10 @@ def render(table: "pd.DataFrame", metrics: Sequence[str], fmt: str) -> str:
         rows = table[columns].to_dict(orient="records")
         clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
         return json.dumps(clean, indent=1)
-    header, rows = text_rows(table, metrics)
-    return {"table": _aligned, "markdown": _markdown, "latex": _latex}[fmt](header, rows)
+    header, rows = text_rows(table, metrics, keys=keys)
+    if fmt == "table":
+        return terminal_table(header, rows, width)
+    return {"markdown": _markdown, "latex": _latex}[fmt](header, rows)
 
 
 # ------------------------------------------------------------------ matrices

@@ -174,3 +174,34 @@ def test_filters_take_comma_lists_and_repeat(cli, folder):
     repeated = cli("report", folder, "-s", "naive", "-s", "cumulative", "--format", "csv").out.splitlines()
     assert len(both) == 3 and both == repeated
     assert len(cli("report", folder, "-s", "naive", "--format", "csv").out.splitlines()) == 2
+
+
+def test_long_variant_labels_are_abbreviated_with_a_legend():
+    header = ["strategy", "variant", "ACC"]
+    long_a, long_b = "epochs=10, ewc_lambda=10, lr=0.01", "epochs=10, ewc_lambda=100, lr=0.01"
+    rows = [["ewc", "default", "0.9"], ["ewc", long_a, "0.8"], ["ewc", long_b, "0.7"], ["si", long_a, "0.6"]]
+    short, legend = tables.abbreviated_variants(header, rows)
+    assert [r[1] for r in short] == ["default", "v1", "v2", "v1"]
+    assert legend == ["variants:", f"  v1  {long_a}", f"  v2  {long_b}"]
+    assert tables.abbreviated_variants(header, rows[:1]) == (rows[:1], [])
+
+
+def test_a_terminal_table_wraps_its_metric_columns_to_the_width(folder):
+    table = table_for(folder)
+    metrics = ["acc", "bwt", "fwt", "forgetting", "learning_acc"]
+    text = tables.render(table, metrics, "table", width=80)
+    blocks = text.split("\n\n")
+    assert len(blocks) > 1 and all(len(line) <= 80 for line in text.splitlines())
+    assert all(block.startswith("benchmark     scenario  strategy") for block in blocks)
+    headers = " ".join(block.splitlines()[0] for block in blocks)
+    assert all(tables.HEADERS[m] in headers for m in metrics)
+    assert "\n\n" not in tables.render(table, metrics, "table")  # no width: one block
+
+
+def test_report_columns_choose_keys_and_metrics(cli, folder):
+    result = cli("report", str(folder), "--columns", "strategy,n,acc")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0].split() == ["strategy", "n", "ACC"]
+    assert cli("report", str(folder), "--columns", "strategy,accuracy").code == 2
+    both = cli("report", str(folder), "--columns", "strategy,acc", "--metric", "bwt")
+    assert both.code == 2 and "not both" in both.err
