@@ -8,32 +8,43 @@ from typing import Sequence, TextIO
 
 
 class Reporter:
-    """Writes to `stream` (stderr); silent when `quiet`."""
+    """Writes to `stream` (stderr); silent when `quiet`.
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False, tty: bool | None = None):
+    On a terminal each experience gets a tqdm bar (iterations, rate, elapsed and ETA); otherwise only
+    one line per finished experience.
+    """
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, tty: bool | None = None,
+                 refresh_s: float = 0.1):
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.tty = self.stream.isatty() if tty is None else tty
+        self.refresh_s = refresh_s  # least time between two redraws of the bar
         self.label = ""
-        self._last = 0.0
+        self.prefix = ""
+        self._bar = None
 
     def start_run(self, label: str) -> None:
         self.label = label
 
     def start_experience(self, index: int, count: int) -> None:
         self.prefix = f"{self.label} exp {index + 1}/{count}"
+        self._close_bar()
 
     def update(self, done: int, total: int) -> None:
         if self.quiet or not self.tty:
             return
-        now = time.monotonic()
-        if done < total and now - self._last < 0.1:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * done / max(total, 1))
-        self.stream.write(f"\r{self.prefix} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        self.stream.flush()
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self.prefix, unit="it", file=self.stream, leave=False,
+                             dynamic_ncols=True, mininterval=self.refresh_s)
+        self._bar.update(done - self._bar.n)
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def end_experience(self, index: int, count: int, row: Sequence[float | None], train_s: float) -> None:
         if self.quiet:
@@ -46,7 +57,8 @@ class Reporter:
         if all(acc is not None for acc in row):
             accuracy += f", on all {sum(row) / len(row):.4f}"
         line = f"{self.label} exp {index + 1}/{count}: train {train_s:.1f}s, {accuracy}"
-        self.stream.write(("\r" + line + " " * 10 + "\n") if self.tty else line + "\n")
+        self._close_bar()
+        self.stream.write(line + "\n")
         self.stream.flush()
 
 

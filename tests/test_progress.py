@@ -1,6 +1,7 @@
 """Progress output: a bar on a terminal, one line per experience otherwise, nothing when quiet."""
 
 import io
+import re
 
 from clbench.progress import Reporter
 
@@ -13,12 +14,23 @@ def drive(reporter):
     reporter.end_experience(0, 2, [0.5, 0.25], 1.5)
 
 
-def test_terminal_gets_a_bar_and_a_summary_line():
+def test_terminal_gets_a_bar_with_rate_and_eta_and_a_summary_line():
     stream = io.StringIO()
-    drive(Reporter(stream, tty=True))
+    drive(Reporter(stream, tty=True, refresh_s=0))
     text = stream.getvalue()
-    assert "\r" in text and "[" + "#" * 30 + "] 3/3" in text
-    assert "exp 1/2: train 1.5s, mean acc on seen 0.5000, on all 0.3750" in text
+    bars = [part for part in text.split("\r") if "exp 1/2:" in part and ("it/s" in part or "s/it" in part)]
+    assert bars and re.search(r"\d+/3 \[\d\d:\d\d<\d\d:\d\d", bars[-1])  # done/total [elapsed<ETA
+    assert text.endswith("bench/naive/class/seed 0 exp 1/2: train 1.5s, mean acc on seen 0.5000, on all 0.3750\n")
+
+
+def test_the_bar_is_closed_before_the_next_experience():
+    stream = io.StringIO()
+    reporter = Reporter(stream, tty=True)
+    drive(reporter)
+    assert reporter._bar is None
+    reporter.start_experience(1, 2)
+    reporter.update(1, 5)
+    assert reporter._bar.total == 5 and reporter._bar.n == 1
 
 
 def test_pipe_gets_only_the_summary_line():
