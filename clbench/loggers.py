@@ -132,6 +132,7 @@ def evaluated_row(strategy, test_stream: Sequence, columns: Sequence[int] | None
         ends = f"Exp{j:03d}"
         found = [v for k, v in metrics.items() if k.startswith(ACCURACY_PREFIX) and k.endswith(ends)]
         if len(found) != 1:
-            raise RuntimeError(f"the evaluator gave {len(found)} accuracies for test experience {j}")
+            raise RuntimeError(f"the evaluator gave {len(found)} accuracies for test experience {j}, not one: give "
+                               "it accuracy_metrics(experience=True) (clbench.loggers.logging_evaluator does)")
         row[j] = float(found[0])
     return row

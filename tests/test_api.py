@@ -129,3 +129,48 @@ def test_unknown_strategy_names_the_valid_ones():
 def test_path_plastic_needs_images(avalanche_digits):
     with pytest.raises(ValueError, match=r"needs image inputs \(C, H, W\), not \(64,\)"):
         clbench.make_strategy("path_plastic", benchmark=avalanche_digits)
+
+
+def trunk_for(method: str):
+    """A small trunk holding `method`'s layers, and its number of output features."""
+    from torch import nn
+
+    from clbench.nn.hebbian import PlasticLinear
+    from clbench.nn.kwinners import KWinners
+    from clbench.nn.paths import PathPlasticTrunk
+    from clbench.nn.sparse import SparseLinear
+
+    if method == "path_plastic":
+        trunk = PathPlasticTrunk(1, widths=(8, 16), stage_lengths=(2, 2), seed=0)
+        return trunk, trunk.out_features
+    layer = {"sparse_syn": lambda: SparseLinear(64, 64, density=0.5, generator=torch.Generator().manual_seed(0)),
+             "kwinners": lambda: nn.Sequential(nn.Linear(64, 64), KWinners(64, percent_on=0.25)),
+             "hebbian": lambda: PlasticLinear(64, 64, activation="relu")}[method]()
+    return nn.Sequential(nn.Flatten(), layer, nn.ReLU()), 64
+
+
+@pytest.mark.parametrize("method", ["sparse_syn", "kwinners", "hebbian", "path_plastic"])
+def test_plastic_learners_drive_a_model_with_avalanches_multi_head_classifier(method, task_digits):
+    """Task-incremental with Avalanche's own heads: the method drives the trunk, Avalanche grows the heads."""
+    from avalanche.models import MultiHeadClassifier, MultiTaskModule
+
+    class TrunkWithHeads(MultiTaskModule):
+        def __init__(self):
+            super().__init__()
+            self.trunk, features = trunk_for(method)
+            self.heads = MultiHeadClassifier(features, initial_out_features=2)
+
+        def forward_single_task(self, x, task_label):
+            return self.heads(self.trunk(x), task_label)
+
+    torch.manual_seed(0)
+    model = TrunkWithHeads()
+    strategy = clbench.make_strategy(method, model=model, evaluator=accuracy_evaluator(), train_epochs=10,
+                                     train_mb_size=64)
+    for experience in task_digits.train_stream[:2]:
+        strategy.train(experience)
+    results = strategy.eval(task_digits.test_stream[:2])
+    assert results["Top1_Acc_Exp/eval_phase/test_stream/Task001/Exp001"] > 0.7
+    assert len(model.heads.classifiers) == 2  # one head per task, added by Avalanche
+    trained = {id(p) for group in strategy.optimizer.param_groups for p in group["params"]}
+    assert all(id(p) in trained for p in model.heads.parameters())  # new heads reach the optimizer

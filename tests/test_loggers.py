@@ -98,3 +98,13 @@ def test_cli_logger_writes_beside_the_record(cli, tmp_path):
 def test_cli_refuses_an_unknown_logger(cli, tmp_path):
     result = cli("run", "-b", "split_digits", "-s", "naive", "--logger", "mlflow", "--out", str(tmp_path))
     assert result.code == 2 and "'mlflow' is not one of 'csv', 'tensorboard', 'wandb'" in result.err
+
+
+@pytest.mark.parametrize("method, statistic", [("kwinners", "duty_cycle_entropy/"), ("hebbian", "trace_norm/"),
+                                               ("sparse_syn", "frozen_fraction/"), ("path_plastic", "live_paths_count")])
+def test_each_plastic_learner_reports_its_statistics_as_metrics(method, statistic):
+    cfg = resolve("split_digits", method, cli_values={"iterations": "3", "n_experiences": "2"})
+    evaluator = logging_evaluator([])
+    runner.run(cfg, evaluator=evaluator)
+    names = evaluator.get_all_metrics()
+    assert any(name.startswith(f"Method/{statistic}") for name in names), sorted(names)

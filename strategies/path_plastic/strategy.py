@@ -165,7 +165,8 @@ class PathPlasticPlugin(MethodPlugin):
         trunk = find_trunk(strategy.model)
         paths = [[a, b, round(float(m.gate.detach()), 6)] for (a, b), m in zip(trunk.path_list, trunk.paths.values())]
         frozen = [[a, b] for (a, b), m in zip(trunk.path_list, trunk.paths.values()) if m.frozen]
-        return {"paths": paths, "frozen_paths": frozen, "pruned_total": self.pruned, "grown_total": self.grown,
+        return {"paths": paths, "frozen_paths": frozen, "live_paths_count": len(paths),
+                "frozen_paths_count": len(frozen), "pruned_total": self.pruned, "grown_total": self.grown,
                 "rewires_total": self.rewires, "rewire_seconds": round(self.rewire_seconds, 4),
                 **({"settle_removed_total": self.settle_removed} if self.config.route_by_task else {}),
                 "identity_frozen": trunk.identity_frozen}
