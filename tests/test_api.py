@@ -56,7 +56,8 @@ def test_every_strategy_trains_on_an_avalanche_benchmark_and_reports_through_its
             strategy.train(experience)
     results = strategy.eval(image_digits.test_stream[:2])
     second = [value for key, value in results.items() if key.startswith("Top1_Acc_Exp") and key.endswith("Exp001")]
-    assert len(second) == 1 and second[0] > 0.3  # Avalanche names it with or without "Task000/" by strategy  # the second experience's classes are learnt (chance: 0.1)
+    # the second experience's classes are learnt; Avalanche names the metric with or without "Task000/"
+    assert len(second) == 1 and second[0] > 0.3
 
 
 def test_hyperparameters_are_the_registered_keys(image_digits):
@@ -96,7 +97,8 @@ def test_a_task_labelled_stream_gets_one_head_per_task(task_digits):
 def test_a_given_model_and_optimizer_are_used_as_they_are(image_digits):
     from clbench.nn.sparse import sparse_model
 
-    model = sparse_model("mlp", (1, 8, 8), (32,), 1, 10, density=0.5, epsilon=None, generator=torch.Generator().manual_seed(0))
+    model = sparse_model("mlp", (1, 8, 8), (32,), 1, 10, density=0.5, epsilon=None,
+                         generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     strategy = clbench.make_strategy("sparse_syn", model=model, optimizer=optimizer, evaluator=None)
     assert strategy.model is model and strategy.optimizer is optimizer

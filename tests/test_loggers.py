@@ -100,8 +100,10 @@ def test_cli_refuses_an_unknown_logger(cli, tmp_path):
     assert result.code == 2 and "'mlflow' is not one of 'csv', 'tensorboard', 'wandb'" in result.err
 
 
-@pytest.mark.parametrize("method, statistic", [("kwinners", "duty_cycle_entropy/"), ("hebbian", "trace_norm/"),
-                                               ("sparse_syn", "frozen_fraction/"), ("path_plastic", "live_paths_count")])
+@pytest.mark.parametrize("method, statistic", [
+    ("kwinners", "duty_cycle_entropy/"), ("hebbian", "trace_norm/"), ("sparse_syn", "frozen_fraction/"),
+    ("path_plastic", "live_paths_count"),
+])
 def test_each_plastic_learner_reports_its_statistics_as_metrics(method, statistic):
     cfg = resolve("split_digits", method, cli_values={"iterations": "3", "n_experiences": "2"})
     evaluator = logging_evaluator([])
