@@ -104,51 +104,8 @@ def plot_matrices(frame, out_dir: Path, fmt: str) -> list[Path]:
     return paths
 
 
-@register_plot("curves", "accuracy on each test experience across training, and average accuracy")
-def plot_curves(frame, out_dir: Path, fmt: str) -> list[Path]:
-    import numpy as np
-
-    from clbench.tables import mean_matrices
-
-    plt = pyplot()
-    paths = []
-    groups: dict[tuple, list[dict]] = {}
-    for m in mean_matrices(frame):
-        groups.setdefault((m["benchmark"], m["scenario"]), []).append(m)
-    for (benchmark, scenario), members in groups.items():
-        n_tests = len(members[0]["mean"][0])
-        fig, axes = plt.subplots(1, n_tests + 1, figsize=(2.4 * (n_tests + 1), 3.2), sharey=True, squeeze=False,
-                                 layout="constrained")
-        axes = axes[0]
-        for m in members:
-            mean, std = np.array(m["mean"][1:], dtype=float), np.array(m["std"][1:], dtype=float)
-            if len(mean) != n_tests:  # joint training: one row, a level line
-                for j in range(n_tests):
-                    axes[j].axhline(mean[0, j], ls="--", lw=1, color="grey", label=_label(m) if j == 0 else None)
-                axes[-1].axhline(mean[0].mean(), ls="--", lw=1, color="grey")
-                continue
-            steps = np.arange(n_tests)
-            line = None
-            for j in range(n_tests):  # over the rows the run's plan evaluated
-                ok = np.isfinite(mean[:, j])
-                line, = axes[j].plot(steps[ok], mean[ok, j], marker="o", ms=3, label=_label(m) if j == 0 else None,
-                                     color=line.get_color() if line is not None else None)
-                axes[j].fill_between(steps[ok], mean[ok, j] - std[ok, j], mean[ok, j] + std[ok, j], alpha=0.15,
-                                     color=line.get_color())
-            seen = np.array([mean[i, : i + 1].mean() for i in steps])  # NaN where a row was not evaluated whole
-            ok = np.isfinite(seen)
-            axes[-1].plot(steps[ok], seen[ok], marker="o", ms=3, color=line.get_color())
-        for j, ax in enumerate(axes):
-            ax.set_title(f"test experience {j}" if j < n_tests else "average on seen so far", fontsize=9)
-            ax.set_xticks(range(n_tests))
-            ax.set_ylim(-0.02, 1.02)
-            ax.grid(alpha=0.3)
-        axes[0].set_ylabel("accuracy")
-        fig.supxlabel("after training on experience i", fontsize=9)
-        fig.suptitle(f"{benchmark} / {scenario}", fontsize=10)
-        fig.legend(loc="outside right center", frameon=False)
-        paths.append(save(fig, out_dir, "curves_" + slug(benchmark, scenario), fmt))
-    return paths
+register_plot("curves", "accuracy on each test experience across training, and average accuracy",
+              draw="clbench.curves:plot_curves")
 
 
 def plot(frame, records: list[dict], kind: str, out_dir: Path, fmt: str) -> list[Path]:

@@ -88,3 +88,42 @@ def test_records_of_a_sparse_plan_and_of_schema_1_report_and_plot(cli, tmp_path)
         assert list((tmp_path / kind).glob("*.png"))
     csv = cli("report", tmp_path / "runs", "--matrix", "--format", "csv").out
     assert "None" not in csv and "nan" not in csv
+
+
+def test_series_styles_are_distinct():
+    from clbench.curves import series_style
+
+    styles = {tuple(series_style(i).values()) for i in range(60)}
+    assert len(styles) == 60
+
+
+def fake_group(strategy: str, variant: str = "default", n_tests: int = 3) -> dict:
+    rows = [[1.0 / (1 + i + j) for j in range(n_tests)] for i in range(n_tests + 1)]
+    return {"benchmark": "b", "scenario": "class", "strategy": strategy, "variant": variant, "n": 2,
+            "mean": rows, "std": [[0.01] * n_tests for _ in rows]}
+
+
+def test_many_series_are_faceted_by_family_and_the_legends_stay_inside_the_figure():
+    from clbench.curves import curves_figure, facets
+
+    members = [fake_group(s) for s in ("naive", "ewc", "si", "lwf", "replay", "cumulative", "joint")]
+    members += [fake_group("sparse_syn", f"grow={g}, zeta=0.3, old_lr_scale=0.5, max_density=0.2")
+                for g in (0.01, 0.02, 0.05)]
+    members += [fake_group("kwinners")]
+    rows = facets(members)
+    assert [title for title, _ in rows] == ["baselines", "kwinners", "sparse_syn"]
+    assert facets(members[:8]) == [("", members[:8])]
+    fig = curves_figure("b", "class", members)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    figure_box = fig.bbox
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 3
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert box.x1 <= figure_box.x1 + 1 and box.y0 >= -1  # never wider or taller than the figure
+    baseline_lines = [line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")]
+    looks = {(line.get_color(), line.get_linestyle(), line.get_marker()) for line in baseline_lines}
+    assert len(looks) == len(baseline_lines) == 7
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["exp 0", "exp 1", "exp 2", "avg on seen"]  # on the top row only
