@@ -172,7 +172,7 @@ def test_the_package_never_imports_top_level_strategies_or_benchmarks(tmp_path):
 
 
 def test_the_nn_layer_is_pure_torch():
-    """clbench.nn holds the modules; Avalanche belongs to the strategies (the layout in the README)."""
+    """clbench.nn holds the modules; Avalanche belongs to the strategies (the layout in docs/development.md)."""
     modules = sorted(p.stem for p in (Path(clbench.__file__).parent / "nn").glob("*.py"))
     code = ("import sys, importlib; [importlib.import_module('clbench.nn.' + m) for m in %r]; "
             "assert 'avalanche' not in sys.modules" % (modules,))

@@ -14,7 +14,7 @@ ROOT = os.environ.get("CLBENCH_DATA_ROOT")
 pytestmark = [
     pytest.mark.realdata,
     pytest.mark.skipif(not ROOT or not (Path(ROOT) / "MNIST" / "raw").is_dir(),
-                       reason="needs CLBENCH_DATA_ROOT with MNIST/raw (see README, 'Data')"),
+                       reason="needs CLBENCH_DATA_ROOT with MNIST/raw (see docs/cli.md, 'Data')"),
 ]
 
 
