@@ -143,15 +143,26 @@ def speed_row(m: Measurement, naive_ms: float) -> str:
             f"{max(m.rss_mb):10.0f}")
 
 
+def rss_points(last: int) -> list[int]:
+    """The experiences (1-based) after which the scaling table shows resident memory: 1, 10, 100, ..., last."""
+    points = [1]
+    while points[-1] * 10 < last:
+        points.append(points[-1] * 10)
+    return points + [last]
+
+
 def scaling_header(last: int) -> str:
-    return (f"{'strategy':<14}{'ms/it exp 2':>12}{f'exp {last}':>10}{'ratio':>8}{'RSS exp 1':>11}{f'exp {last}':>9}"
-            f"{'growth MiB':>12}")
+    rss = "".join(f"{f'RSS exp {n}' if n == 1 else f'exp {n}':>{11 if n == 1 else 9}}" for n in rss_points(last))
+    return f"{'strategy':<14}{'ms/it exp 2':>12}{f'exp {last}':>10}{'ratio':>8}{rss}{'growth MiB':>12}"
 
 
 def scaling_row(m: Measurement) -> str:
-    """ms per iteration in the second and the last experience, and resident memory after the first and last."""
+    """ms per iteration in the second and the last experience, and resident memory after experiences 1, 10,
+    100, ... and the last."""
+    last = len(m.rss_mb)
+    rss = "".join(f"{m.rss_mb[n - 1]:{11 if n == 1 else 9}.0f}" for n in rss_points(last))
     return (f"{m.strategy:<14}{m.ms_per_it[1]:12.2f}{m.ms_per_it[-1]:10.2f}{m.ms_per_it[-1] / m.ms_per_it[1]:8.2f}"
-            f"{m.rss_mb[0]:11.0f}{m.rss_mb[-1]:9.0f}{m.rss_mb[-1] - m.rss_mb[0]:12.1f}")
+            f"{rss}{m.rss_mb[-1] - m.rss_mb[0]:12.1f}")
 
 
 def run_bench(parts: list[str], benchmark: str, strategies: list[str], experiences: int, iterations: int,

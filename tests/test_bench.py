@@ -27,3 +27,15 @@ def test_bench_refuses_unknown_parts_and_strategies(cli):
     assert cli("bench", "--parts", "speed,nope").code == 2
     result = cli("bench", "-s", "naive,nosuch")
     assert result.code == 2 and "nosuch" in result.err
+
+
+def test_the_scaling_table_shows_memory_at_every_power_of_ten():
+    from clbench.bench import Measurement, rss_points, scaling_header, scaling_row
+
+    assert rss_points(3) == [1, 3] and rss_points(50) == [1, 10, 50] and rss_points(1000) == [1, 10, 100, 1000]
+    m = Measurement("naive", [2.0, 1.0] + [1.1] * 98, [0.0] * 100, [100.0 + i for i in range(100)], [1.0] * 100)
+    header, row = scaling_header(100), scaling_row(m)
+    assert header.split() == ["strategy", "ms/it", "exp", "2", "exp", "100", "ratio", "RSS", "exp", "1", "exp", "10",
+                              "exp", "100", "growth", "MiB"]
+    assert row.split() == ["naive", "1.00", "1.10", "1.10", "100", "109", "199", "99.0"]
+    assert len(header) == len(row)
