@@ -237,3 +237,5 @@ def test_run_says_what_it_starts_before_loading_torch(tmp_path):
     assert first < torch
     piped = subprocess.run(command[:1] + command[3:], capture_output=True, text=True, timeout=300)
     assert "loading PyTorch" not in piped.stderr
+    assert "QP solver" not in piped.stderr  # qpsolvers' warning on importing Avalanche: nothing a user can do
+    assert "QP solver" not in "\n".join(lines)
