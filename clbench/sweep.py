@@ -11,7 +11,8 @@ Resume and faults: a cell whose record exists with status `ok` is skipped
 running the same command again. A cell that raises, diverges or whose worker
 dies is retried `retries` times (on a single machine it resumes from its
 checkpoint), then recorded as `failed` with the reason; one bad cell never
-stops the sweep. Records travel back to the driver as data, so workers on
+stops the sweep. When the cluster itself fails (the local raylet dies, no node
+is left) the sweep stops at once without recording the cells it could not run. Records travel back to the driver as data, so workers on
 other nodes need no shared file system.
 """
 
@@ -35,6 +36,11 @@ class SweepInterrupted(ClbenchError):
     """Ctrl-C during a sweep: finished records are kept, the rest can be run by the same command."""
 
     exit_code = 130
+
+
+class ClusterLost(ClbenchError):
+    """The Ray cluster itself failed (its local raylet died, no node left to run a cell): the sweep stops,
+    finished records are kept, and no record is written for the cells it could not run."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,21 @@ def node_name() -> str:
     import ray
 
     return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+
+
+def cluster_lost(error: BaseException, cpus_per_run: int) -> bool:
+    """Whether a task's error says the cluster itself is gone, rather than the cell or its node: the driver's
+    own raylet died, or no live node is left with the CPUs a cell needs."""
+    import ray
+    from ray.exceptions import LocalRayletDiedError
+
+    if isinstance(error, LocalRayletDiedError):
+        return True
+    try:
+        live = [node for node in ray.nodes() if node.get("Alive")]
+    except Exception:  # noqa: BLE001 - the cluster does not answer at all
+        return True
+    return not any(node.get("Resources", {}).get("CPU", 0) >= cpus_per_run for node in live)
 
 
 def failed_record(cfg: RunConfig, error: BaseException) -> dict:
@@ -239,6 +260,10 @@ def _drive(to_run: list[RunConfig], options: SweepOptions, result: SweepResult,
                 try:
                     record = ray.get(ref)
                 except RayError as exc:
+                    if cluster_lost(exc, options.cpus_per_run):
+                        raise ClusterLost(f"the Ray cluster failed ({type(exc).__name__}): {result.ran} cell(s) "
+                                          f"finished and kept, {result.not_run} not run and not recorded; run the "
+                                          "same command again to continue.") from None
                     record = failed_record(cfg, getattr(exc, "cause", None) or exc)
                 if record["status"] != "ok" and attempt < options.retries:
                     submit(cfg, attempt + 1)
@@ -252,7 +277,7 @@ def _drive(to_run: list[RunConfig], options: SweepOptions, result: SweepResult,
                 on_event("done", record)
             if not ready:
                 on_event("tick", {})
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ClusterLost):
         for ref in pending:
             try:
                 ray.cancel(ref, force=True)

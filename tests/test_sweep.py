@@ -52,6 +52,28 @@ def test_a_failing_cell_is_retried_then_recorded_and_never_stops_the_sweep(cli, 
     assert "exists (failed)" in dry.out and "exists (ok)" in dry.out
 
 
+def test_a_failed_cluster_stops_the_sweep_and_records_no_cell(cli, tmp_path, monkeypatch):
+    """The driver's raylet dying (seen when another Ray on the machine was stopped) must not turn every
+    pending cell into a `failed` record: the sweep stops, and the same command later runs them."""
+    import ray
+    from ray.exceptions import LocalRayletDiedError
+
+    real_get = ray.get
+
+    def get(refs, *args, **kwargs):
+        if isinstance(refs, list):  # the workers' warm-up
+            return real_get(refs, *args, **kwargs)
+        raise LocalRayletDiedError()
+
+    monkeypatch.setattr(ray, "get", get)
+    out = tmp_path / "out"
+    result = cli("sweep", "-b", "split_digits", "-s", "naive,ewc", "--set", "iterations=3", "--out", out,
+                 "--cpus", "1", "--device", "cpu", "-q")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "the Ray cluster failed (LocalRayletDiedError)" in result.err and "2 not run" in result.err
+    assert records(out) == {}
+
+
 @pytest.mark.parametrize("args, message", [
     (("-b", "split_digits", "-s", "naiv"), "unknown strategy 'naiv'"),
     (("-b", "split_digits", "-s", "naive,ewc", "--seeds", "0-5000"), "more than 10,000 cells"),
@@ -114,8 +136,9 @@ while time.time() < deadline:
 PY
 pkill -9 -f "raylet.*$CLUSTER/worker"  # the worker node's raylet dies mid-sweep
 wait $sweep; code=$?
-timeout 60 "$RAY" stop --force >/dev/null 2>&1
-pkill -9 -f "$CLUSTER/" 2>/dev/null  # anything of this cluster that outlived it
+# this cluster's processes only (their command lines name its temp dir): `ray stop` would stop every Ray
+# on the machine, a user's sweep included
+pkill -TERM -f "$CLUSTER/" 2>/dev/null; sleep 2; pkill -9 -f "$CLUSTER/" 2>/dev/null
 cat "$CLUSTER/sweep.out"
 exit $code
 '''
