@@ -12,8 +12,9 @@ running the same command again. A cell that raises, diverges or whose worker
 dies is retried `retries` times (on a single machine it resumes from its
 checkpoint), then recorded as `failed` with the reason; one bad cell never
 stops the sweep. When the cluster itself fails (the local raylet dies, no node
-is left) the sweep stops at once without recording the cells it could not run. Records travel back to the driver as data, so workers on
-other nodes need no shared file system.
+is left) the sweep stops at once without recording the cells it could not
+run. Records travel back to the driver as data, so workers on other nodes need
+no shared file system.
 """
 
 from __future__ import annotations
