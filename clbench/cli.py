@@ -159,12 +159,13 @@ def run(**options: Any) -> None:
         logs = run_file(out, cfg.benchmark, cfg.strategy, cfg.run_id(), LOGS_SUFFIX) if options["loggers"] else None
         evaluator = _logging_evaluator(options["loggers"], logs, cfg) if logs else None
         record = run_one(cfg, reporter, saving, model_path=model_path, evaluator=evaluator)
+        path = write_record_or_rescue(record, out)  # first: a logger failing to close loses no result
         if evaluator is not None:
             from clbench.loggers import close_loggers
 
-            close_loggers(evaluator)
+            for problem in close_loggers(evaluator):
+                click.echo(f"clbench: warning: {problem}", err=True)
             click.echo(f"clbench: logs in {logs}", err=True)
-        path = write_record_or_rescue(record, out)
         if not options["keep_checkpoint"]:
             saving.discard()
         records.append(record)

@@ -114,10 +114,17 @@ def logging_evaluator(loggers: list):
                             MethodStatistics(), loggers=loggers)
 
 
-def close_loggers(evaluator) -> None:
+def close_loggers(evaluator) -> list[str]:
+    """Close the evaluator's loggers (files flushed, the W&B run finished); what went wrong, one line each."""
+    problems = []
     for logger in getattr(evaluator, "loggers", []):
-        if callable(getattr(logger, "close", None)):
-            logger.close()
+        close = getattr(logger, "close", None) or getattr(getattr(logger, "wandb", None), "finish", None)
+        try:
+            if callable(close):
+                close()
+        except Exception as exc:  # noqa: BLE001 - the run's record is written already
+            problems.append(f"{type(logger).__name__} did not close: {exc}")
+    return problems
 
 
 def evaluated_row(strategy, test_stream: Sequence, columns: Sequence[int] | None = None) -> list[float | None]:

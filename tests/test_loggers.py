@@ -9,7 +9,7 @@ import torch
 
 from clbench import runner
 from clbench.config import resolve
-from clbench.loggers import MethodStatistics, logging_evaluator, make_loggers, scalar_items
+from clbench.loggers import MethodStatistics, close_loggers, logging_evaluator, make_loggers, scalar_items
 from clbench.registry import STRATEGIES
 
 
@@ -61,10 +61,8 @@ def test_wandb_logs_offline_without_an_account(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = resolve("split_digits", "naive", cli_values={"iterations": "3", "n_experiences": "2"})
     evaluator = logging_evaluator(make_loggers(["wandb"], tmp_path, cfg.run_id()))
-    try:
-        runner.run(cfg, evaluator=evaluator)
-    finally:
-        evaluator.loggers[0].wandb.finish()
+    runner.run(cfg, evaluator=evaluator)
+    assert close_loggers(evaluator) == []  # the W&B run finished
     runs = list((tmp_path / "wandb" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
 
@@ -110,3 +108,14 @@ def test_each_plastic_learner_reports_its_statistics_as_metrics(method, statisti
     runner.run(cfg, evaluator=evaluator)
     names = evaluator.get_all_metrics()
     assert any(name.startswith(f"Method/{statistic}") for name in names), sorted(names)
+
+
+def test_a_logger_that_fails_to_close_is_reported_not_raised():
+    class Broken:
+        def close(self):
+            raise OSError("disk full")
+
+    class Evaluator:
+        loggers = [Broken()]
+
+    assert close_loggers(Evaluator()) == ["Broken did not close: disk full"]
