@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from clbench.config import RunConfig, TrainConfig, with_values
 from clbench.registry import STRATEGIES
 
-AVALANCHE_DEFAULT = "avalanche default"  # `evaluator`: Avalanche's `default_evaluator`, as when omitted there
+AVALANCHE_DEFAULT = "avalanche default"  # `evaluator` omitted: Avalanche's default one, with the method statistics
 
 
 @dataclass(frozen=True)
@@ -94,15 +94,14 @@ def make_strategy(name: str, model=None, benchmark=None, *, optimizer=None, crit
     shape, classes and task labels); a given model must hold the layers the method drives.
     `optimizer`: a torch optimizer over `model`'s parameters; else the configured one (`optimizer="sgd"` or
     "adam", `lr`, ...) is made over the model's parameter groups.
-    `evaluator`: as in Avalanche: omitted, its default evaluator (accuracy and loss, printed); None, no
-    metrics; or your `EvaluationPlugin` (with its loggers).
+    `evaluator`: as in Avalanche: omitted, its default evaluator (accuracy and loss, printed) with the
+    method's statistics (`clbench.loggers.MethodStatistics`); None, no metrics; or your `EvaluationPlugin`.
     `plugins`: more Avalanche plugins. `seed`: seeds the method's own generators (masks, regrowth).
     `hparams`: the strategy's keys and the training keys (`clbench list`), then any other keyword of
     Avalanche's template (`eval_every`, ...).
     """
-    from avalanche.training.plugins.evaluation import default_evaluator
-
     from clbench.harness import SilentEvaluator
+    from clbench.loggers import default_evaluator_with_statistics
 
     if isinstance(optimizer, str):  # the training key (sgd, adam), not an optimizer object
         hparams["optimizer"], optimizer = optimizer, None
@@ -117,6 +116,6 @@ def make_strategy(name: str, model=None, benchmark=None, *, optimizer=None, crit
     cfg = dataclasses.replace(cfg, scenario=scenario, seed=seed, device=device)
     build = STRATEGIES.get(name).load_builder()
     if isinstance(evaluator, str) and evaluator == AVALANCHE_DEFAULT:
-        evaluator = default_evaluator
+        evaluator = default_evaluator_with_statistics
     return build(cfg, shape, list(plugins), model=model, optimizer=optimizer, criterion=criterion,
                  evaluator=SilentEvaluator() if evaluator is None else evaluator, **template)

@@ -114,6 +114,17 @@ def logging_evaluator(loggers: list):
                             MethodStatistics(), loggers=loggers)
 
 
+def default_evaluator_with_statistics():
+    """Avalanche's default evaluator (accuracy and loss per epoch, experience and stream, printed by its
+    interactive logger) with `MethodStatistics` added: what `make_strategy` and the plastic learners' templates
+    use when no evaluator is given."""
+    from avalanche.training.plugins import EvaluationPlugin
+    from avalanche.training.plugins.evaluation import default_evaluator
+
+    base = default_evaluator()
+    return EvaluationPlugin(*base.metrics, MethodStatistics(), loggers=list(base.loggers))
+
+
 def close_loggers(evaluator) -> list[str]:
     """Close the evaluator's loggers (files flushed, the W&B run finished); what went wrong, one line each."""
     problems = []

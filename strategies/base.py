@@ -20,6 +20,7 @@ from torch import nn
 
 from clbench.config import RunConfig, with_values
 from clbench.harness import SilentEvaluator
+from clbench.loggers import default_evaluator_with_statistics
 from clbench.nn import MultiHead, build_model
 from clbench.nn.optim import make_optimizer, parameter_groups
 from clbench.state import AttributeState
@@ -141,6 +142,8 @@ class MethodStrategy(SupervisedTemplate):
 
     The plugin is passed under the keyword `plugin_keyword` (and kept as that attribute), or built
     from the method's hyperparameters given as keywords, like Avalanche's `EWC(..., ewc_lambda=...)`.
+    Without an `evaluator`, Avalanche's default one is used with the method's statistics added
+    (`clbench.loggers.MethodStatistics`), so its loggers show them.
     Each subclass gets an `__init__` whose signature lists those keywords (Avalanche checks every
     keyword against the signatures).
     """
@@ -166,6 +169,7 @@ class MethodStrategy(SupervisedTemplate):
             raise TypeError(f"{type(self).__name__}: give {', '.join(sorted(hparams))} to the plugin passed as "
                             f"'{self.plugin_keyword}', or drop the plugin and pass them here")
         setattr(self, self.plugin_keyword, plugin)
+        kwargs.setdefault("evaluator", default_evaluator_with_statistics)  # Avalanche's default + the statistics
         super().__init__(model=model, optimizer=optimizer, plugins=[*(plugins or []), plugin], **kwargs)
 
 

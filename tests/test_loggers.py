@@ -119,3 +119,22 @@ def test_a_logger_that_fails_to_close_is_reported_not_raised():
         loggers = [Broken()]
 
     assert close_loggers(Evaluator()) == ["Broken did not close: disk full"]
+
+
+def test_without_an_evaluator_the_plastic_templates_report_their_statistics(avalanche_digits):
+    """Avalanche's default evaluator, plus the method statistics, when none is given (template or factory)."""
+    from torch import nn
+
+    import clbench
+    from clbench.nn.sparse import SparseLinear
+    from clbench.strategies import SparseSynapses
+
+    torch.manual_seed(0)
+    model = nn.Sequential(SparseLinear(64, 32, density=0.5), nn.ReLU(), nn.Linear(32, 10))
+    strategies = [SparseSynapses(model=model, optimizer=torch.optim.Adam(model.parameters()), train_epochs=1),
+                  clbench.make_strategy("kwinners", benchmark=avalanche_digits, train_epochs=1)]
+    for strategy, statistic in zip(strategies, ("Method/density/", "Method/duty_cycle_entropy/")):
+        strategy.train(avalanche_digits.train_stream[0])
+        names = strategy.evaluator.get_all_metrics()
+        assert any(name.startswith(statistic) for name in names)
+        assert any(name.startswith("Top1_Acc_Epoch") for name in names)  # Avalanche's own default metrics
