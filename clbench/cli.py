@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
@@ -184,6 +185,11 @@ def run(**options: Any) -> None:
         raise ClbenchError(f"run {bad[0].run_id} {bad[0].status}: {json.dumps(where)}; record written.")
 
 
+def terminal_width() -> int | None:
+    """The terminal's width when stdout is one; None (no limit) in a pipe or file."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
 def _logging_evaluator(names: tuple[str, ...], folder: Path, cfg):
     """An Avalanche evaluator with the named loggers writing below `folder`."""
     from clbench.loggers import logging_evaluator, make_loggers
@@ -301,10 +307,12 @@ def _run_sweep(grid, out: Path, options: dict[str, Any]) -> None:
                f"{result.warm_up_s:.1f}s)")
     ok = [r for r in result.records if r.get("status") == "ok"]
     if ok:
-        click.echo(tables.render(rep.aggregate(rep.records_frame(ok)), rep.check_metrics(None), "table"))
-    if result.failed:
-        raise ClbenchError(f"{result.failed} cell(s) failed (their records say why); rerun them with "
-                           "'--retry-failed'.")
+        click.echo(tables.render(rep.aggregate(rep.records_frame(ok)), rep.check_metrics(None), "table",
+                                 width=terminal_width()))
+    bad = Counter(r.get("status") for r in result.records if r.get("status") != "ok")
+    if bad:
+        counts = " and ".join(f"{n} cell(s) {status}" for status, n in sorted(bad.items()))
+        raise ClbenchError(f"{counts} (their records say why and where); rerun them with '--retry-failed'.")
 
 
 @cli.command(name="eval")
@@ -390,7 +398,7 @@ def report(folders: tuple[str, ...], fmt: str, metric: str | None, benchmark: tu
     keys, metrics = rep.check_columns(_names(columns)) if columns else (tables.KEY_COLUMNS,
                                                                          rep.check_metrics(_names(metric)))
     if width is None:
-        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 0
+        width = terminal_width() or 0
     loaded = rep.load_records(folders or ("results",))
     for warning in loaded.warnings:
         click.echo(f"clbench: warning: {warning}", err=True)

@@ -41,7 +41,7 @@ def test_a_failing_cell_is_retried_then_recorded_and_never_stops_the_sweep(cli, 
     out = tmp_path / "out"
     result = cli("sweep", "-b", "split_mnist,split_digits", "-s", "naive", "--set", "iterations=3", "--out", out,
                  "--data-root", tmp_path / "no-data", "--no-download", "--cpus", "2", "--device", "cpu", "-q")
-    assert result.code == 1 and result.err.count("\n") == 1 and "1 cell(s) failed" in result.err
+    assert result.code == 1 and result.err.count("\n") == 1 and "1 cell(s) failed (their records" in result.err
     assert "--retry-failed" in result.err
     by_benchmark = {r["benchmark"]: r for r in records(out).values()}
     assert by_benchmark["split_digits"]["status"] == "ok"
@@ -50,6 +50,16 @@ def test_a_failing_cell_is_retried_then_recorded_and_never_stops_the_sweep(cli, 
     dry = cli("sweep", "-b", "split_mnist,split_digits", "-s", "naive", "--set", "iterations=3", "--out", out,
               "--dry-run")
     assert "exists (failed)" in dry.out and "exists (ok)" in dry.out
+
+
+def test_the_sweep_names_diverged_and_failed_cells_apart(cli, tmp_path):
+    out = tmp_path / "out"
+    result = cli("sweep", "-b", "split_mnist,split_digits", "-s", "naive", "--set", "optimizer=sgd", "--set",
+                 "lr=1e9", "--set", "iterations=5", "--out", out, "--data-root", tmp_path / "no-data", "--no-download",
+                 "--retries", "0", "--cpus", "2", "--device", "cpu", "-q")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "1 cell(s) diverged and 1 cell(s) failed (their records say why and where)" in result.err
+    assert sorted(r["status"] for r in records(out).values()) == ["diverged", "failed"]
 
 
 def test_a_failed_cluster_stops_the_sweep_and_records_no_cell(cli, tmp_path, monkeypatch):
