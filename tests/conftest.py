@@ -84,11 +84,12 @@ def make_idx_set(root: Path, folder: str, compress: bool = True, n_train: int = 
 
 
 @pytest.fixture(autouse=True)
-def generated_data_are_trusted(monkeypatch, tmp_path):
+def generated_data_are_trusted(monkeypatch, tmp_path_factory):
     """The generated idx files carry the official names but not the official MD5s; the checksum tests and the
-    real-data tests switch verification back on. The verdict cache lives in the test's own folder."""
+    real-data tests switch verification back on. The verdict cache (and whatever else a library caches, such as
+    matplotlib's font list) lives in a folder of the test's own, apart from the folders its runs write to."""
     monkeypatch.setenv("CLBENCH_VERIFY_DATA", "0")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture
