@@ -277,9 +277,18 @@ def _owner_map(bench: Entry, strat: Entry) -> dict[str, type]:
 
 
 def config_from_dict(data: Mapping[str, Any], **run: Any) -> RunConfig:
-    """The RunConfig a record's or a checkpoint's `config` describes (`run`: device, data_root, ...)."""
+    """The RunConfig a record's or a checkpoint's `config` describes (`run`: device, data_root, ...).
+
+    The inverse of `RunConfig.to_dict`: a key added after the first release that the dict leaves out held
+    its field default (or did not exist yet, which means the same), whatever a protocol sets it to now.
+    """
     keys = dict(data)
     head = {name: keys.pop(name) for name in ("benchmark", "strategy", "scenario", "seed")}
+    owners = _owner_map(BENCHMARKS.get(head["benchmark"]), STRATEGIES.get(head["strategy"]))
+    for name, cls in owners.items():
+        field_ = next(f for f in dataclasses.fields(cls) if f.name == name)
+        if name not in keys and field_.metadata.get("since", 1) > 1:
+            keys[name] = list(field_.default) if isinstance(field_.default, tuple) else field_.default
     return resolve(head["benchmark"], head["strategy"], scenario=head["scenario"], seed=head["seed"],
                    file_values=keys, **run)
 

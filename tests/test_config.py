@@ -151,3 +151,20 @@ def test_tuned_defaults_apply_to_their_benchmark_and_scenario_only():
     assert resolve("split_digits", "ewc", scenario="task").method.ewc_lambda == 5000.0
     cfg = resolve("split_mnist", "ewc", scenario="task", file_values={"ewc_lambda": 3.0})
     assert cfg.method.ewc_lambda == 3.0  # a config file still wins over tuned values
+
+
+def test_a_later_key_set_back_to_its_field_default_survives_the_round_trip_through_a_record():
+    """permuted_mnist's protocol sets normalize=false and pad=2; a config asking for the field defaults
+    (normalize=true, pad=0: Numenta's pixels) leaves them out of its dict (so old records keep their ids),
+    and rebuilding it from that dict (a sweep worker, a record, a checkpoint) must give them back, not the
+    protocol's values."""
+    from clbench.config import config_from_dict
+
+    cfg = resolve("permuted_mnist", "naive", file_values={"normalize": True, "pad": 0})
+    assert "normalize" not in cfg.to_dict() and "pad" not in cfg.to_dict()
+    rebuilt = config_from_dict(cfg.to_dict())
+    assert (rebuilt.bench.normalize, rebuilt.bench.pad) == (True, 0)
+    assert rebuilt.run_id() == cfg.run_id()
+    default = resolve("permuted_mnist", "naive")
+    assert (default.bench.normalize, default.bench.pad) == (False, 2)
+    assert config_from_dict(default.to_dict()) == default
