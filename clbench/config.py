@@ -248,20 +248,20 @@ def parse_seeds(text: str) -> list[int]:
     return sorted({seed for lo, hi in bounds for seed in range(lo, hi + 1)})
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a `--config` file; a clear UsageError if it cannot be read or parsed."""
+def load_toml(path: str | Path, what: str = "--config") -> dict[str, Any]:
+    """Read a TOML file (`what`: how the error names it); a clear UsageError if it cannot be read or parsed."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
-        raise UsageError(f"cannot read --config '{path}': no such file.") from None
+        raise UsageError(f"cannot read {what} '{path}': no such file.") from None
     except IsADirectoryError:
-        raise UsageError(f"cannot read --config '{path}': it is a folder, expected a TOML file.") from None
+        raise UsageError(f"cannot read {what} '{path}': it is a folder, expected a TOML file.") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read --config '{path}': {exc.__class__.__name__}.") from None
+        raise UsageError(f"cannot read {what} '{path}': {exc.__class__.__name__}.") from None
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"cannot parse --config '{path}' as TOML: {exc}.") from None
+        raise UsageError(f"cannot parse {what} '{path}' as TOML: {exc}.") from None
     return data
 
 

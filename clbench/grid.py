@@ -175,7 +175,7 @@ def _file_group(table: Mapping[str, Any], where: str, folder: Path) -> Group:
     unknown = sorted(set(table) - set(GROUP_KEYS))
     if unknown:
         raise UsageError(f"unknown entry '{unknown[0]}' in {where}; valid: {', '.join(GROUP_KEYS)}, and [[cells]].")
-    file_values = load_toml(folder / table["config"]) if "config" in table else {}
+    file_values = load_toml(folder / table["config"], f"the config of {where}") if "config" in table else {}
     named = {key: file_values.pop(key) for key in FILE_RUN_KEYS if key in file_values}  # a config file's names
     table = {**{k: v for k, v in named.items() if k in GROUP_KEYS}, **table}
     seeds = table.get("seeds", table.get("seed", 0))
@@ -191,7 +191,7 @@ def _file_group(table: Mapping[str, Any], where: str, folder: Path) -> Group:
 def groups_from_file(path: str | Path) -> list[Group]:
     """The groups of a TOML sweep file (its top level, if it names a benchmark, and each [[cells]] entry)."""
     path = Path(path)
-    data = load_toml(path)
+    data = load_toml(path, "sweep file")
     cells = data.pop("cells", [])
     if not isinstance(cells, list):
         raise UsageError(f"'cells' in sweep file '{path}' must be a list of tables ([[cells]]).")

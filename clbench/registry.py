@@ -31,6 +31,11 @@ def suggest(received: str, valid: list[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
+def plural(kind: str) -> str:
+    """'strategy' -> 'strategies', 'benchmark' -> 'benchmarks'."""
+    return kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+
+
 @dataclass(frozen=True)
 class Entry:
     """One registered strategy or benchmark."""
@@ -136,7 +141,7 @@ class Registry:
         valid = sorted(self._entries)
         raise UsageError(
             f"unknown {self.kind} '{name}'.{suggest(key, valid)} "
-            f"Valid {self.kind}s: {', '.join(valid)} (see 'clbench list')."
+            f"Valid {plural(self.kind)}: {', '.join(valid)} (see 'clbench list')."
         )
 
     def __iter__(self) -> Iterator[Entry]:

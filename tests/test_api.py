@@ -124,7 +124,7 @@ def test_what_cannot_be_built_is_refused(kwargs, words):
 def test_unknown_strategy_names_the_valid_ones():
     from clbench.errors import UsageError
 
-    with pytest.raises(UsageError, match="Valid strategys|Valid strategies"):
+    with pytest.raises(UsageError, match="Valid strategies: "):
         clbench.make_strategy("sparse_sin", model=torch.nn.Linear(2, 2))
 
 

@@ -58,6 +58,15 @@ def test_more_than_ten_thousand_cells_need_yes():
     assert len(build_grid([group], {}, allow_large=True).cells) == 10_001
 
 
+def test_a_missing_sweep_file_or_config_is_named_as_such(tmp_path):
+    with pytest.raises(UsageError, match="cannot read sweep file '.*absent.toml': no such file"):
+        groups_from_file(tmp_path / "absent.toml")
+    sweep = tmp_path / "table.toml"
+    sweep.write_text('[[cells]]\nbenchmark = "split_digits"\nstrategy = "naive"\nconfig = "gone.toml"\n')
+    with pytest.raises(UsageError, match="cannot read the config of \\[\\[cells\\]\\] entry 1 of '.*table.toml'"):
+        groups_from_file(sweep)
+
+
 def test_a_sweep_file_with_axes_cells_and_a_config_file(tmp_path):
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "fast.toml").write_text('benchmark = "split_digits"\nstrategy = "ewc"\niterations = 7\n')
