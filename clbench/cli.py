@@ -19,15 +19,13 @@ from typing import Any
 import click
 
 from clbench.cli_bench import bench
-from clbench.config import RunConfig, check_seed, load_toml, parse_assignments, parse_seeds, resolve
+from clbench.config import (RunConfig, check_seed, load_toml, parse_assignments, parse_seeds, resolve,
+                            split_file_run_keys)
 from clbench.errors import ClbenchError, UsageError
 from clbench.registry import BENCHMARKS, STRATEGIES
 
 # CLI flag -> config key (flags are shortcuts for --set key=value)
 FLAG_KEYS = ("epochs", "iterations", "batch_size", "lr", "optimizer", "hidden", "n_experiences")
-# run-level keys a --config file may hold besides the tunable keys, with their TOML types
-FILE_RUN_KEYS = {"benchmark": str, "strategy": str, "scenario": str, "seed": int, "seeds": (str, list),
-                 "device": str, "data_root": str}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,11 +56,7 @@ def _seed_list(seed: tuple[int, ...], seeds: str | None, file_run: dict[str, Any
 def _split_file(config: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(run-level values, tunable keys) of a --config file."""
     data = load_toml(config) if config else {}
-    file_run = {k: data.pop(k) for k in FILE_RUN_KEYS if k in data}
-    for key, value in file_run.items():
-        if not isinstance(value, FILE_RUN_KEYS[key]) or isinstance(value, bool):
-            raise UsageError(f"bad value for '{key}' in --config '{config}': received {value!r}.")
-    return file_run, data
+    return split_file_run_keys(data, f"--config '{config}'"), data
 
 
 def build_configs(options: dict[str, Any]) -> list[RunConfig]:
@@ -222,7 +216,8 @@ def _print_record(record, path: Path) -> None:
 @click.option("--seeds", help="seed range or list, e.g. 0-2 or 0,3,7  [default: 0]")
 @click.option("--set", "set_", multiple=True, metavar="KEY=V1,V2",
               help="a key for every cell, or a grid axis (list-valued keys: hidden=400,400/1000,1000); repeatable")
-@click.option("--config", type=str, help="TOML file of keys for every cell")
+@click.option("--config", type=str, help="TOML file of keys for every cell (its benchmark, strategy, scenario and "
+              "seeds fill in missing flags)")
 @click.option("--out", type=str, default="results", show_default=True, help="folder for result records")
 @click.option("--data-root", type=str, help="data folder, as seen on each worker  [default: its $CLBENCH_DATA_ROOT "
                                             "or user cache]")

@@ -248,6 +248,28 @@ def parse_seeds(text: str) -> list[int]:
     return sorted({seed for lo, hi in bounds for seed in range(lo, hi + 1)})
 
 
+# run-level keys a --config file may hold besides the tunable keys: their TOML types and what they hold
+FILE_RUN_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "benchmark": ((str,), "a benchmark name (see 'clbench list')"),
+    "strategy": ((str,), "a strategy name (see 'clbench list')"),
+    "scenario": ((str,), "one of class, task, domain"),
+    "seed": ((int,), "a whole number"),
+    "seeds": ((str, list), "a range such as \"0-2\" or a list of whole numbers"),
+    "device": ((str,), "one of auto, cpu, cuda"),
+    "data_root": ((str,), "a folder path"),
+}
+
+
+def split_file_run_keys(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Take the run-level keys out of a config file's `data`, checking their types."""
+    file_run = {key: data.pop(key) for key in FILE_RUN_KEYS if key in data}
+    for key, value in file_run.items():
+        types, expected = FILE_RUN_KEYS[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise UsageError(f"bad value for '{key}' in {where}: received {value!r}, expected {expected}.")
+    return file_run
+
+
 def load_toml(path: str | Path, what: str = "--config") -> dict[str, Any]:
     """Read a TOML file (`what`: how the error names it); a clear UsageError if it cannot be read or parsed."""
     path = Path(path)

@@ -34,12 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from clbench.config import RunConfig, load_toml, parse_seeds, resolve
+from clbench.config import RunConfig, load_toml, parse_seeds, resolve, split_file_run_keys
 from clbench.errors import UsageError
 from clbench.registry import BENCHMARKS, STRATEGIES, Entry
 
 GROUP_KEYS = ("benchmark", "strategy", "scenario", "seeds", "seed", "config", "set")
-FILE_RUN_KEYS = ("benchmark", "strategy", "scenario", "seed", "seeds", "device", "data_root")  # not config keys
 MAX_CELLS = 10_000
 
 
@@ -166,9 +165,19 @@ def group_from_flags(benchmarks: str | None, strategies: str | None, scenarios: 
     """The group of `clbench sweep -b ... -s ... --scenario ... --seeds ... --set KEY=V1,V2 --config FILE`."""
     from clbench.config import parse_assignments
 
-    return Group(names(benchmarks), names(strategies), names(scenarios),
-                 tuple(parse_seeds(seeds)) if seeds else (0,), load_toml(config) if config else {},
-                 parse_assignments(list(sets)))
+    file_values = load_toml(config) if config else {}
+    named = split_file_run_keys(file_values, f"--config '{config}'")  # the file's names fill in missing flags
+    seeds = seeds or named.get("seeds", named.get("seed"))
+    return Group(names(benchmarks or named.get("benchmark")), names(strategies or named.get("strategy")),
+                 names(scenarios or named.get("scenario")), _seeds(seeds) if seeds is not None else (0,),
+                 file_values, parse_assignments(list(sets)))
+
+
+def _seeds(value: str | int | list) -> tuple[int, ...]:
+    """A seed, a list of seeds or a range string ('0-2', '0,3,7') as a tuple of seeds."""
+    if isinstance(value, str):
+        return tuple(parse_seeds(value))
+    return tuple(parse_seeds(",".join(map(str, value if isinstance(value, list) else [value]))))
 
 
 def _file_group(table: Mapping[str, Any], where: str, folder: Path) -> Group:
@@ -176,16 +185,14 @@ def _file_group(table: Mapping[str, Any], where: str, folder: Path) -> Group:
     if unknown:
         raise UsageError(f"unknown entry '{unknown[0]}' in {where}; valid: {', '.join(GROUP_KEYS)}, and [[cells]].")
     file_values = load_toml(folder / table["config"], f"the config of {where}") if "config" in table else {}
-    named = {key: file_values.pop(key) for key in FILE_RUN_KEYS if key in file_values}  # a config file's names
+    named = split_file_run_keys(file_values, f"the config of {where}")  # a config file's names
     table = {**{k: v for k, v in named.items() if k in GROUP_KEYS}, **table}
-    seeds = table.get("seeds", table.get("seed", 0))
-    seeds = parse_seeds(seeds if isinstance(seeds, str) else ",".join(map(str, seeds if isinstance(seeds, list)
-                                                                           else [seeds])))
+    seeds = _seeds(table.get("seeds", table.get("seed", 0)))
     sets = table.get("set", {})
     if not isinstance(sets, dict):
         raise UsageError(f"'set' in {where} must be a table of keys, e.g. [set] lr = [1e-3, 1e-4].")
     return Group(names(table.get("benchmark")), names(table.get("strategy")), names(table.get("scenario")),
-                 tuple(seeds), file_values, dict(sets))
+                 seeds, file_values, dict(sets))
 
 
 def groups_from_file(path: str | Path) -> list[Group]:

@@ -67,6 +67,20 @@ def test_a_missing_sweep_file_or_config_is_named_as_such(tmp_path):
         groups_from_file(sweep)
 
 
+def test_a_config_files_names_fill_in_the_flags_left_out(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('benchmark = "split_digits"\nstrategy = "naive"\nseeds = "1-2"\niterations = 3\n')
+    grid = build_grid([group_from_flags(None, None, None, None, (), str(config))], {})
+    assert [(c.benchmark, c.strategy, c.seed, c.train.iterations) for c in grid.cells] == [
+        ("split_digits", "naive", 1, 3), ("split_digits", "naive", 2, 3)]
+    grid = build_grid([group_from_flags(None, "ewc", None, "5", (), str(config))], {})
+    assert [(c.strategy, c.seed) for c in grid.cells] == [("ewc", 5)]
+    config.write_text("benchmark = 3\n")
+    with pytest.raises(UsageError, match="bad value for 'benchmark' in --config '.*run.toml': received 3, expected a "
+                                         "benchmark name"):
+        group_from_flags(None, "naive", None, None, (), str(config))
+
+
 def test_a_sweep_file_with_axes_cells_and_a_config_file(tmp_path):
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "fast.toml").write_text('benchmark = "split_digits"\nstrategy = "ewc"\niterations = 7\n')
