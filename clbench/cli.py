@@ -161,8 +161,11 @@ def run(**options: Any) -> None:
             for problem in close_loggers(evaluator):
                 click.echo(f"clbench: warning: {problem}", err=True)
             click.echo(f"clbench: logs in {logs}", err=True)
-        if not options["keep_checkpoint"]:
+        if record.status == "ok" and not options["keep_checkpoint"]:
             saving.discard()
+        elif record.status != "ok" and saving.policy != "none" and saving.path.exists():
+            click.echo(f"clbench: checkpoint kept at {saving.path}: once the cause is fixed, the same command "
+                       "continues after its last finished experience (--no-resume starts over)", err=True)
         records.append(record)
         if not options["as_json"]:
             _print_record(record, path)
@@ -175,8 +178,9 @@ def run(**options: Any) -> None:
             click.echo(f"ACC over {len(accs)} seeds: {fmean(accs):.4f} ± {stdev(accs):.4f} (sample std)")
     bad = [r for r in records if r.status != "ok"]
     if bad:
-        where = bad[0].error or {}
-        raise ClbenchError(f"run {bad[0].run_id} {bad[0].status}: {json.dumps(where)}; record written.")
+        from clbench.progress import what_went_wrong
+
+        raise ClbenchError(f"run {bad[0].run_id} {bad[0].status}{what_went_wrong(bad[0].error)}; record written.")
 
 
 def terminal_width() -> int | None:

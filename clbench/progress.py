@@ -85,6 +85,7 @@ class SweepReporter:
             self.slots, self.started = max(1, record["slots"]), time.monotonic()
         elif kind == "retry":
             self.retried += 1
+            self._warn_retry(record)
         elif kind == "done":
             self.done += 1
             self.failed += record["status"] != "ok"
@@ -93,6 +94,14 @@ class SweepReporter:
             end = "" if self.tty and self.done < self.cells else "\n"
             self.stream.write(("\r" if self.tty else "") + self.line() + end)
             self.stream.flush()
+
+    def _warn_retry(self, record: dict) -> None:
+        """One line, even when quiet: which cell is retried and why (the final record keeps only the last try)."""
+        cell = f"{record['benchmark']}/{record['strategy']}/{record['scenario']}/seed {record['seed']}"
+        self.stream.write(("\r\033[K" if self.tty and not self.quiet else "")
+                          + f"clbench: warning: {cell} {record['status']}{what_went_wrong(record.get('error'))}; "
+                          "retrying\n")
+        self.stream.flush()
 
     def line(self) -> str:
         left = self.cells - self.done
@@ -103,6 +112,16 @@ class SweepReporter:
         retried = f", {self.retried} retried" if self.retried else ""
         return (f"sweep: {self.done}/{self.cells} done, {min(left, self.slots)} running, {self.failed} failed"
                 f"{retried}, {self.skipped} skipped; {duration(elapsed)} elapsed{eta}")
+
+
+def what_went_wrong(error: dict | None) -> str:
+    """' in experience 3 (ValueError: ...)' or ' in experience 2 (loss nan at iteration 17)' from a record's error."""
+    error = error or {}
+    experience = error.get("experience")
+    where = f" in experience {experience + 1}" if isinstance(experience, int) and experience >= 0 else ""
+    if "loss" in error:
+        return f"{where} (loss {error['loss']} at iteration {error.get('iteration')})"
+    return f"{where} ({error.get('type', 'error')}: {error.get('message', '')})"
 
 
 def duration(seconds: float) -> str:

@@ -113,8 +113,9 @@ def run_cell(config: dict, run: dict, checkpoint: str | None) -> dict:
     cfg = config_from_dict(config, **run)
     saving = Checkpointing(Path(checkpoint)) if checkpoint else None
     record = run_one(cfg, checkpointing=saving).to_dict()
-    if saving is not None:
+    if saving is not None and record["status"] == "ok":
         saving.discard()  # the record goes back as data: the driver writes it
+    # a failed or diverged cell keeps its checkpoint: its retry continues after its last finished experience
     record["env"]["node"] = node_name()
     record["timing"]["worker_wall"] = time.perf_counter() - started
     return record

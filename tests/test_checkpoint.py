@@ -1,5 +1,7 @@
 """Checkpoints: a run stopped after an experience and run again gives the uninterrupted run's record."""
 
+import json
+
 import pytest
 import torch
 from avalanche.core import SupervisedPlugin
@@ -192,3 +194,47 @@ def test_a_checkpoint_of_another_clbench_version_is_refused(stopped_run):
     torch.save(state, path)
     with pytest.raises(CheckpointError, match="was written by clbench 0.0.1, this is"):
         runner.run(cfg, checkpointing=Checkpointing(path))
+
+
+class FailBefore(StopBefore):
+    """A run that fails (an ordinary exception, recorded) when experience `index` is about to train."""
+
+    def before_training_exp(self, strategy, **kwargs):
+        if strategy.experience.current_experience == self.index:
+            raise RuntimeError("out of disk")
+
+
+def test_a_failed_run_keeps_its_checkpoint_and_the_same_command_continues(cli, tmp_path, monkeypatch):
+    import functools
+
+    out = tmp_path / "out"
+    args = ("run", "-b", "split_digits", "-s", "naive", "--iterations", "4", "--out", out, "-q", "--device", "cpu")
+    real_run = runner.run
+    monkeypatch.setattr(runner, "run", functools.partial(real_run, plugins=[FailBefore(2)]))
+    failed = cli(*args)
+    assert failed.code == 1 and "failed" in failed.err and "checkpoint kept at" in failed.err
+    (kept,) = (out / "split_digits" / "naive").glob("*.ckpt")
+    monkeypatch.setattr(runner, "run", real_run)
+    resumed = cli(*args)
+    assert resumed.code == 0 and "resuming from" in resumed.err and not kept.exists()
+    (record,) = [json.loads(p.read_text()) for p in kept.parent.glob("*.json")]
+    assert record["status"] == "ok" and record["timing"]["resumed_at_experience"] == 2
+
+
+@pytest.mark.parametrize("status", ["ok", "failed", "diverged"])
+def test_a_sweep_cell_deletes_its_checkpoint_only_when_it_ends_ok(status, tmp_path, monkeypatch):
+    from clbench import sweep
+
+    cfg = resolve("split_digits", "naive", cli_values={"iterations": "3"}, device="cpu")
+    path = tmp_path / "cell.ckpt"
+    path.write_bytes(b"state")
+
+    def finished(cfg, checkpointing):
+        record = real_run(cfg)
+        record.status = status
+        return record
+
+    real_run = runner.run
+    monkeypatch.setattr(runner, "run", finished)
+    record = sweep.run_cell(cfg.to_dict(), {"device": "cpu"}, str(path))
+    assert record["status"] == status and path.exists() == (status != "ok")

@@ -3,7 +3,9 @@
 import io
 import re
 
-from clbench.progress import Reporter
+import pytest
+
+from clbench.progress import Reporter, what_went_wrong
 
 
 def drive(reporter):
@@ -67,3 +69,13 @@ def test_experience_lines_of_a_sparse_evaluation_plan():
     first, last = stream.getvalue().splitlines()
     assert first == "run exp 2/4: train 2.0s, acc on experience 2 0.9000"
     assert last == "run exp 4/4: train 2.0s, mean acc on seen 0.6500, on all 0.6500"
+
+
+@pytest.mark.parametrize("error, said", [
+    ({"experience": 2, "type": "RuntimeError", "message": "out of disk"}, " in experience 3 (RuntimeError: out of disk)"),
+    ({"experience": 1, "iteration": 17, "loss": "nan"}, " in experience 2 (loss nan at iteration 17)"),
+    ({"type": "RayTaskError", "message": "worker died"}, " (RayTaskError: worker died)"),
+    ({"experience": -1, "iteration": 0, "loss": "inf"}, " (loss inf at iteration 0)"),
+])
+def test_what_went_wrong_names_the_experience_counted_from_one(error, said):
+    assert what_went_wrong(error) == said
