@@ -75,10 +75,10 @@ def test_split_mnist_naive_default_protocol_reproduces_its_reference_record():
 
 @pytest.mark.slow
 def test_harness_overhead_against_the_bare_pytorch_loop():
-    """Same training and evaluation as shared/perf/plain_split_mnist.py: at most 1.3x its time.
+    """Same training and evaluation as shared/perf/plain_split_mnist.py: at most 1.1x its time (the spec's bound).
 
-    Three rounds, each timing the bare loop and then clbench back to back; the
-    median of the three ratios has to stay within the bound, so one lucky or
+    Five rounds, each timing the bare loop and then clbench back to back; the
+    median of the five ratios has to stay within the bound, so one lucky or
     unlucky run on a shared machine does not decide the outcome.
     """
     import re
@@ -92,10 +92,10 @@ def test_harness_overhead_against_the_bare_pytorch_loop():
     cfg = resolve("split_mnist", "naive", data_root=ROOT, download=False, device="cpu",
                   cli_values={"epochs": "1", "iterations": "0", "batch_size": "128", "lr": "1e-3"})
     ratios = []
-    for _ in range(3):
+    for _ in range(5):
         out = subprocess.run([sys.executable, str(script), ROOT, "--epochs", "1"], capture_output=True,
                              text=True, check=True).stdout
         plain = float(re.search(r"seconds ([\d.]+)", out).group(1))
         timing = runner.run(cfg).timing
         ratios.append((timing["train_total"] + timing["eval_total"]) / plain)
-    assert statistics.median(ratios) <= 1.3, ratios
+    assert statistics.median(ratios) <= 1.1, ratios
