@@ -132,8 +132,11 @@ def warm_up() -> str:
 
 
 def node_name() -> str:
+    """host/Ray node id of the process running a cell; host/local outside Ray (asking Ray would start one)."""
     import ray
 
+    if not ray.is_initialized():
+        return f"{socket.gethostname()}/local"
     return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
 
 

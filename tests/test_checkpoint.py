@@ -223,6 +223,8 @@ def test_a_failed_run_keeps_its_checkpoint_and_the_same_command_continues(cli, t
 
 @pytest.mark.parametrize("status", ["ok", "failed", "diverged"])
 def test_a_sweep_cell_deletes_its_checkpoint_only_when_it_ends_ok(status, tmp_path, monkeypatch):
+    import ray
+
     from clbench import sweep
 
     cfg = resolve("split_digits", "naive", cli_values={"iterations": "3"}, device="cpu")
@@ -238,3 +240,4 @@ def test_a_sweep_cell_deletes_its_checkpoint_only_when_it_ends_ok(status, tmp_pa
     monkeypatch.setattr(runner, "run", finished)
     record = sweep.run_cell(cfg.to_dict(), {"device": "cpu"}, str(path))
     assert record["status"] == status and path.exists() == (status != "ok")
+    assert record["env"]["node"].endswith("/local") and not ray.is_initialized()  # outside Ray: none started
