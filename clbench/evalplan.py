@@ -6,7 +6,8 @@ learning accuracy the diagonal, FWT the superdiagonal (and the initial row,
 always evaluated). Plans, the values of the config key `eval_plan`:
 
   full       every cell (the default for streams of up to AUTO_FULL_UP_TO experiences)
-  metrics    after experience i: test experiences i and i + 1, and all of them after the last (2T + T passes)
+  metrics    after experience i: test experiences i and i + 1, and all of them after the last (4T - 2 passes
+             with the initial row)
   every:K    full rows after every K-th experience and the last, the diagonal and superdiagonal otherwise
   auto       full up to AUTO_FULL_UP_TO experiences, metrics above
 

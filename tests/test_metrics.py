@@ -86,6 +86,15 @@ def test_the_cells_of_each_plan(plan, expected):
     assert columns(plan, 0, 1, 4) == [0, 1, 2, 3]  # joint training: its one row is the last
 
 
+@pytest.mark.parametrize("n", [1, 2, 10, 100, 1000])
+def test_the_test_set_passes_the_docs_give_for_each_plan(n):
+    """With the initial row: full T + T², metrics 4T - 2 (2 after each of the first T - 1, T after the last)."""
+    from clbench.evalplan import evaluated_cells
+
+    assert n + evaluated_cells("full", n, n) == n + n * n
+    assert n + evaluated_cells("metrics", n, n) == 4 * n - 2
+
+
 def test_auto_is_full_up_to_twenty_experiences_then_metrics():
     from clbench.evalplan import resolved
 
