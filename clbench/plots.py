@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -58,8 +59,24 @@ def pyplot():
     return plt
 
 
+MAX_NAME = 120  # characters of a figure's file name before its extension
+
+
 def slug(*parts: str) -> str:
-    return "_".join(re.sub(r"[^A-Za-z0-9_.=-]+", "-", p).strip("-") for p in parts if p and p != "default")
+    """A file name from `parts`; past MAX_NAME characters, cut and made unique by a hash of the whole."""
+    text = "_".join(re.sub(r"[^A-Za-z0-9_.=-]+", "-", p).strip("-") for p in parts if p and p != "default")
+    if len(text) <= MAX_NAME:
+        return text
+    import hashlib
+
+    return f"{text[:MAX_NAME - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def ticks(count: int, most: int = 20) -> list[int]:
+    """Positions of at most `most` tick labels over `count` cells: every one, or evenly spaced first to last."""
+    if count <= most:
+        return list(range(count))
+    return sorted({round(k * (count - 1) / (most - 1)) for k in range(most)})
 
 
 def save(fig, out_dir: Path, name: str, fmt: str) -> Path:
@@ -70,34 +87,32 @@ def save(fig, out_dir: Path, name: str, fmt: str) -> Path:
     return path
 
 
-def _label(m: dict) -> str:
-    return m["strategy"] + ("" if m["variant"] == "default" else f" [{m['variant']}]")
-
-
 @register_plot("matrix", "heat map of the (mean) accuracy matrix, values in the cells")
 def plot_matrices(frame, out_dir: Path, fmt: str) -> list[Path]:
     import numpy as np
 
-    from clbench.tables import mean_matrices
+    from clbench.tables import matrix_title, mean_matrices
 
     plt = pyplot()
     paths = []
     for m in mean_matrices(frame):
         n_rows, n_cols = len(m["mean"]), len(m["mean"][0])
-        fig, ax = plt.subplots(figsize=(1.1 * n_cols + 2.5, 0.6 * n_rows + 1.8))
+        cell_w, cell_h = min(1.1, 14 / n_cols), min(0.6, 9 / n_rows)  # long streams: the same size as 13 x 15
+        fig, ax = plt.subplots(figsize=(cell_w * n_cols + 2.5, cell_h * n_rows + 1.8))
         image = ax.imshow(np.array(m["mean"], dtype=float), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        for i, row in enumerate(m["mean"]):
+        for i, row in enumerate(m["mean"] if n_cols <= 20 else []):  # values written in the cells up to 20 columns
             for j, value in enumerate(row):
                 if value is None:  # not evaluated by the run's plan: left blank
                     continue
                 text = f"{value:.2f}" + (f"\n±{m['std'][i][j]:.2f}" if m["n"] > 1 and n_cols <= 10 else "")
                 ax.text(j, i, text, ha="center", va="center", fontsize=8,
                         color="black" if value > 0.6 else "white")
-        ax.set_xticks(range(n_cols), [f"{j}" for j in range(n_cols)])
-        ax.set_yticks(range(n_rows), m["rows"])
+        columns, rows = ticks(n_cols), ticks(n_rows)
+        ax.set_xticks(columns, [f"{j}" for j in columns])
+        ax.set_yticks(rows, [m["rows"][i] for i in rows])
         ax.set_xlabel("test experience j")
         ax.set_ylabel("after training on experience i")
-        ax.set_title(f"{m['benchmark']} / {m['scenario']} / {_label(m)} (n={m['n']})", fontsize=10)
+        ax.set_title("\n".join(textwrap.wrap(matrix_title(m), 110)), fontsize=10)
         fig.colorbar(image, ax=ax, label="accuracy")
         paths.append(save(fig, out_dir, "matrix_" + slug(m["benchmark"], m["scenario"], m["strategy"], m["variant"]),
                           fmt))

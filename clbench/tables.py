@@ -175,7 +175,8 @@ def mean_matrices(frame: "pd.DataFrame") -> list[dict]:
     return out
 
 
-def _title(m: dict) -> str:
+def matrix_title(m: dict) -> str:
+    """'benchmark / scenario / strategy [variant] (n=3, eval plan ...)' of a `mean_matrices` entry."""
     variant = "" if m["variant"] == "default" else f" [{m['variant']}]"
     plan = "" if m.get("plan", "full") == "full" else f", eval plan {m['plan']}: blank cells not evaluated"
     return f"{m['benchmark']} / {m['scenario']} / {m['strategy']}{variant} (n={m['n']}{plan})"
@@ -225,15 +226,15 @@ def render_matrices(matrices: list[dict], fmt: str) -> str:
         if fmt == "markdown":
             body = "\n".join(["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
                              + ["| " + " | ".join(r) + " |" for r in rows])
-            blocks.append(f"**{_title(m)}**\n\n{body}")
+            blocks.append(f"**{matrix_title(m)}**\n\n{body}")
         elif fmt == "latex":
             spec = "l" + "r" * (len(header) - 1)
             body = [" & ".join(header) + r" \\", r"\hline"]
             body += [" & ".join([r[0]] + [_latex_number(c) for c in r[1:]]) + r" \\" for r in rows]
-            blocks.append("\n".join([f"% {_title(m)}", rf"\begin{{tabular}}{{{spec}}}", r"\hline", *body,
+            blocks.append("\n".join([f"% {matrix_title(m)}", rf"\begin{{tabular}}{{{spec}}}", r"\hline", *body,
                                      r"\hline", r"\end{tabular}"]))
         else:
             widths = [max(len(x) for x in col) for col in zip(header, *rows)]
             text = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
-            blocks.append(_title(m) + "\n" + "\n".join(text))
+            blocks.append(matrix_title(m) + "\n" + "\n".join(text))
     return "\n\n".join(blocks)

@@ -127,3 +127,49 @@ def test_many_series_are_faceted_by_family_and_the_legends_stay_inside_the_figur
     assert len(looks) == len(baseline_lines) == 7
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == ["exp 0", "exp 1", "exp 2", "avg on seen"]  # on the top row only
+
+
+def test_long_streams_get_evenly_spaced_panels_and_ticks():
+    from clbench.curves import panel_columns
+    from clbench.plots import ticks
+
+    assert panel_columns(4) == [0, 1, 2, 3] and panel_columns(10) == list(range(10))
+    assert panel_columns(100) == [0, 11, 22, 33, 44, 55, 66, 77, 88, 99]
+    assert panel_columns(1000)[:3] == [0, 111, 222] and panel_columns(1000)[-1] == 999
+    assert ticks(5) == [0, 1, 2, 3, 4] and ticks(20) == list(range(20))
+    assert len(ticks(1001)) == 20 and ticks(1001)[0] == 0 and ticks(1001)[-1] == 1000
+
+
+def test_a_figure_name_too_long_for_a_file_system_is_cut_and_kept_unique():
+    from clbench.plots import MAX_NAME, slug
+
+    short = slug("matrix", "split_digits", "naive", "lr=0.001")
+    assert short == "matrix_split_digits_naive_lr=0.001"
+    long_a, long_b = (slug("matrix", "split_digits", "sparse_syn", ", ".join(f"key{i}={v}" for i in range(40)))
+                      for v in (1, 2))
+    assert len(long_a) == len(long_b) == MAX_NAME and long_a != long_b
+
+
+def metrics_plan_record(fake_record, strategy: str, n: int, seed: int = 0) -> dict:
+    """A hand-made record of `n` experiences evaluated under the `metrics` plan (null cells)."""
+    matrix = [[0.9 - 0.001 * (i - j) if j in (i, i + 1) or i == n - 1 else None for j in range(n)] for i in range(n)]
+    record = fake_record(strategy, seed, matrix=matrix, benchmark="permuted_digits", scenario="domain",
+                         n_experiences=n)
+    record.update(schema=2, evaluation={"plan": "metrics", "test_passes": 4 * n - 2})
+    return record
+
+
+def test_streams_of_100_and_10_experiences_plot_apart_and_at_a_readable_size(cli, tmp_path, save_records, make_record,
+                                                                              recwarn):
+    records = [metrics_plan_record(make_record, "naive", n) for n in (100, 10)]
+    folder = save_records(tmp_path / "runs", records)
+    curves = cli("plot", folder, "--kind", "curves", "--out", tmp_path / "curves")
+    assert curves.code == 0, curves.err
+    assert sorted(p.name for p in (tmp_path / "curves").iterdir()) == [
+        "curves_permuted_digits_domain_T10.png", "curves_permuted_digits_domain_T100.png"]
+    matrices = cli("plot", folder, "--kind", "matrix", "--out", tmp_path / "matrix")
+    assert matrices.code == 0, matrices.err
+    for path in [*(tmp_path / "curves").iterdir(), *(tmp_path / "matrix").iterdir()]:
+        height, width = matplotlib.image.imread(path).shape[:2]
+        assert width <= 4000 and height <= 2000, (path.name, width, height)
+    assert not [w for w in recwarn if "layout" in str(w.message)]  # constrained layout had room for everything
