@@ -380,8 +380,8 @@ def _names(text: str | None) -> list[str] | None:
 @click.option("--matrix", is_flag=True, help="show each group's mean (± std) accuracy matrix instead")
 @click.option("--columns", help="comma-separated columns to show, keys and metrics, e.g. strategy,variant,acc,bwt "
                                 "[default: benchmark,scenario,strategy,variant,n and --metric's]")
-@click.option("--width", type=click.IntRange(min=0), help="wrap the table's metric columns to this many characters "
-                                                           "(0: never)  [default: the terminal's width]")
+@click.option("--width", type=click.IntRange(min=0), help="wrap the table's metric columns (a --matrix's test "
+              "experiences) to this many characters (0: never)  [default: the terminal's width]")
 def report(folders: tuple[str, ...], fmt: str, metric: str | None, benchmark: tuple[str, ...],
            strategy: tuple[str, ...], scenario: tuple[str, ...], sort: str | None, matrix: bool,
            columns: str | None, width: int | None) -> None:
@@ -411,7 +411,7 @@ def report(folders: tuple[str, ...], fmt: str, metric: str | None, benchmark: tu
         matrices = tables.mean_matrices(frame)
         if not matrices:
             raise ClbenchError(f"no accuracy matrix to show: {NO_MATRIX}")
-        click.echo(tables.render_matrices(matrices, fmt))
+        click.echo(tables.render_matrices(matrices, fmt, width or None))
     else:
         click.echo(tables.render(rep.sort_table(rep.aggregate(frame), sort), metrics, fmt, keys, width or None))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import textwrap
 from typing import TYPE_CHECKING, Sequence
 
 from clbench.report import GROUP_KEYS
@@ -75,27 +76,35 @@ def abbreviated_variants(header: list[str], rows: list[list[str]]) -> tuple[list
 def terminal_table(header: list[str], rows: list[list[str]], width: int | None = None) -> str:
     """An aligned table for a terminal: long variant labels abbreviated (legend below), and the metric
     columns wrapped into several blocks, each repeating the key columns, when wider than `width`."""
-    import textwrap
-
     rows, legend = abbreviated_variants(header, rows)
     n_keys = sum(name in KEY_COLUMNS for name in header)
-    blocks, start = [], n_keys
-    while True:
-        end = len(header)
-        while width and end > start + 1 and _width(header, rows, n_keys, start, end) > width:
-            end -= 1
-        blocks.append(_aligned(header[:n_keys] + header[start:end], [r[:n_keys] + r[start:end] for r in rows]))
-        if end >= len(header):
-            break
-        start = end
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    blocks = []
+    for columns in column_blocks(widths, width, n_keys):
+        keep = [*range(n_keys), *columns]
+        blocks.append(_aligned([header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
     if width:
         legend = [wrapped for line in legend for wrapped in textwrap.wrap(line, width, subsequent_indent=" " * 6)]
     return "\n\n".join(blocks) + ("\n\n" + "\n".join(legend) if legend else "")
 
 
-def _width(header: list[str], rows: list[list[str]], n_keys: int, start: int, end: int) -> int:
-    picked = list(range(n_keys)) + list(range(start, end))
-    return sum(max(len(r[i]) for r in [header, *rows]) for i in picked) + 2 * (len(picked) - 1)
+def column_blocks(widths: list[int], width: int | None, n_keys: int = 1) -> list[list[int]]:
+    """The columns after the first `n_keys` (repeated in every block) of each block of a table at most `width`
+    characters wide (two spaces between columns): one block when it fits or `width` is None, else as many
+    columns per block as fit, and at least one."""
+    columns = list(range(n_keys, len(widths)))
+    if not width or sum(widths) + 2 * (len(widths) - 1) <= width:
+        return [columns]
+    keys = sum(widths[:n_keys]) + 2 * (n_keys - 1)
+    blocks: list[list[int]] = [[]]
+    used = keys
+    for j in columns:
+        if blocks[-1] and used + 2 + widths[j] > width:
+            blocks.append([])
+            used = keys
+        blocks[-1].append(j)
+        used += 2 + widths[j]
+    return blocks
 
 
 def _text_column(name: str) -> bool:
@@ -205,8 +214,9 @@ def _cell(mean: float | None, std: float | None, n: int) -> str:
     return f"{mean:.4f}" + (f" ± {std:.4f}" if n > 1 else "")
 
 
-def render_matrices(matrices: list[dict], fmt: str) -> str:
-    """Mean (± std) matrices: rows = initial, after training experience i; columns = test experience j."""
+def render_matrices(matrices: list[dict], fmt: str, width: int | None = None) -> str:
+    """Mean (± std) matrices: rows = initial, after training experience i; columns = test experience j. As a
+    text table wider than `width` characters, the columns come in blocks that fit, one under the other."""
     if fmt == "json":
         return json.dumps(matrices, indent=1)
     if fmt == "csv":
@@ -235,6 +245,11 @@ def render_matrices(matrices: list[dict], fmt: str) -> str:
                                      r"\hline", r"\end{tabular}"]))
         else:
             widths = [max(len(x) for x in col) for col in zip(header, *rows)]
-            text = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
-            blocks.append(matrix_title(m) + "\n" + "\n".join(text))
+            parts = []
+            for columns in column_blocks(widths, width):
+                keep = [0, *columns]
+                shown = [header] + [r for r in rows if any(r[k] for k in columns)]  # rows blank here: left out
+                parts.append("\n".join("  ".join(r[k].rjust(widths[k]) for k in keep).rstrip() for r in shown))
+            title = "\n".join(textwrap.wrap(matrix_title(m), width)) if width else matrix_title(m)
+            blocks.append(title + "\n" + "\n\n".join(parts))
     return "\n\n".join(blocks)

@@ -205,3 +205,38 @@ def test_report_columns_choose_keys_and_metrics(cli, folder):
     assert cli("report", str(folder), "--columns", "strategy,accuracy").code == 2
     both = cli("report", str(folder), "--columns", "strategy,acc", "--metric", "bwt")
     assert both.code == 2 and "not both" in both.err
+
+
+def test_column_blocks_repeat_the_key_columns_and_fit_the_width():
+    from clbench.tables import column_blocks
+
+    widths = [8, 6, 6, 6, 6]  # a label column, then four of 6 characters; two spaces between columns
+    assert column_blocks(widths, None) == [[1, 2, 3, 4]] and column_blocks(widths, 40) == [[1, 2, 3, 4]]
+    assert column_blocks(widths, 30) == [[1, 2], [3, 4]]  # 8 + 2 + 6 + 2 + 6 = 24; a third makes 32
+    assert column_blocks(widths, 10) == [[1], [2], [3], [4]]  # at least one column a block, even if too wide
+    assert column_blocks([3, 3, 5, 5], 14, n_keys=2) == [[2], [3]]
+
+
+def test_a_wide_matrix_comes_in_blocks_without_its_blank_rows():
+    from clbench.tables import render_matrices
+
+    mean = [[0.1, 0.1, 0.1, 0.1], [0.9, 0.2, None, None], [None, 0.8, 0.3, None], [None, None, 0.7, 0.4],
+            [0.5, 0.6, 0.7, 0.8]]
+    matrix = {"benchmark": "b", "scenario": "domain", "strategy": "naive", "variant": "default", "n": 1,
+              "plan": "metrics", "rows": ["initial", "after 0", "after 1", "after 2", "after 3"], "mean": mean,
+              "std": [[0.0] * 4 for _ in mean]}
+    assert render_matrices([matrix], "table", width=26).splitlines() == [
+        "b / domain / naive (n=1,", "eval plan metrics: blank", "cells not evaluated)",
+        "             e0      e1",
+        "initial  0.1000  0.1000",
+        "after 0  0.9000  0.2000",
+        "after 1          0.8000",
+        "after 3  0.5000  0.6000",  # after 2: blank in e0 and e1, left out of this block
+        "",
+        "             e2      e3",
+        "initial  0.1000  0.1000",
+        "after 1  0.3000",
+        "after 2  0.7000  0.4000",
+        "after 3  0.7000  0.8000",
+    ]
+    assert render_matrices([matrix], "table") == render_matrices([matrix], "table", width=500)
