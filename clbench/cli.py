@@ -113,7 +113,8 @@ def build_configs(options: dict[str, Any]) -> list[RunConfig]:
 @click.option("--checkpoint", "checkpoint_policy", type=click.Choice(["every", "last", "none"]), default="every",
               show_default=True, help="write OUT/BENCHMARK/STRATEGY/RUN_ID.ckpt after every experience, after the "
                                       "last only, or never")
-@click.option("--keep-checkpoint", is_flag=True, help="keep the checkpoint once the record is written")
+@click.option("--keep-checkpoint", is_flag=True, help="keep the checkpoint once the record is written (a failed run "
+              "keeps it anyway)")
 @click.option("--no-resume", is_flag=True, help="start over even if a checkpoint of this run exists")
 @click.option("--save-model", is_flag=True, help="keep the trained model in OUT/BENCHMARK/STRATEGY/RUN_ID.model.pt "
                                                  "(see 'clbench eval')")
