@@ -239,6 +239,8 @@ def _print_record(record, path: Path) -> None:
 @click.option("--retry-failed", is_flag=True, help="rerun only the cells whose record says failed or diverged")
 @click.option("--checkpoint", "checkpoint_policy", type=click.Choice(["every", "none"]), default="every",
               show_default=True, help="checkpoint each cell after every experience (a retried cell resumes)")
+@click.option("--no-resume", is_flag=True, help="start every cell over, even where a checkpoint of it exists (a "
+              "failed cell keeps one)")
 @click.option("--dry-run", is_flag=True, help="list the cells with their run ids and whether their record exists")
 @click.option("--yes", is_flag=True, help=f"run a grid of more than {10_000:,} cells")
 @click.option("--quiet", "-q", is_flag=True, help="no progress line")
@@ -295,8 +297,8 @@ def _run_sweep(grid, out: Path, options: dict[str, Any]) -> None:
                                  cpus_per_run=options["cpus_per_run"], gpus_per_run=options["gpus_per_run"],
                                  retries=options["retries"], force=options["force"],
                                  retry_failed=options["retry_failed"], checkpoint=options["checkpoint_policy"],
-                                 data_root=options["data_root"], download=not options["no_download"],
-                                 device=options["device"])
+                                 resume=not options["no_resume"], data_root=options["data_root"],
+                                 download=not options["no_download"], device=options["device"])
     for line in grid.left_out:
         click.echo(f"clbench: left out {line}", err=True)
     to_run, kept = plan(grid, sweep_options)

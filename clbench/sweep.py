@@ -57,6 +57,7 @@ class SweepOptions:
     force: bool = False
     retry_failed: bool = False
     checkpoint: str = "every"
+    resume: bool = True  # a cell continues from its checkpoint where one exists
     data_root: str | None = None
     download: bool = True
     device: str = "auto"
@@ -103,15 +104,16 @@ def plan(grid: Grid, options: SweepOptions) -> tuple[list[RunConfig], list[dict]
     return to_run, kept
 
 
-def run_cell(config: dict, run: dict, checkpoint: str | None) -> dict:
-    """One cell on a Ray worker: the record as data, naming the node it ran on."""
+def run_cell(config: dict, run: dict, checkpoint: str | None, resume: bool = True) -> dict:
+    """One cell on a Ray worker: the record as data, naming the node it ran on. With `checkpoint`, the cell
+    checkpoints there after every experience, and continues from it where it exists if `resume`."""
     started = time.perf_counter()
     from clbench.checkpoint import Checkpointing
     from clbench.config import config_from_dict
     from clbench.runner import run as run_one
 
     cfg = config_from_dict(config, **run)
-    saving = Checkpointing(Path(checkpoint)) if checkpoint else None
+    saving = Checkpointing(Path(checkpoint), resume=resume) if checkpoint else None
     record = run_one(cfg, checkpointing=saving).to_dict()
     if saving is not None and record["status"] == "ok":
         saving.discard()  # the record goes back as data: the driver writes it
@@ -250,7 +252,8 @@ def _drive(to_run: list[RunConfig], options: SweepOptions, result: SweepResult,
 
     def submit(cfg: RunConfig, attempt: int):
         checkpoint = str(cell_path(out, cfg, CHECKPOINT_SUFFIX)) if options.checkpoint != "none" else None
-        pending[task.remote(cfg.to_dict(), run, checkpoint)] = (cfg, attempt)
+        resume = options.resume or attempt > 0  # a retry continues from what its first attempt checkpointed
+        pending[task.remote(cfg.to_dict(), run, checkpoint, resume)] = (cfg, attempt)
 
     pending: dict = {}
     for cfg in to_run:

@@ -241,3 +241,17 @@ def test_a_sweep_cell_deletes_its_checkpoint_only_when_it_ends_ok(status, tmp_pa
     record = sweep.run_cell(cfg.to_dict(), {"device": "cpu"}, str(path))
     assert record["status"] == status and path.exists() == (status != "ok")
     assert record["env"]["node"].endswith("/local") and not ray.is_initialized()  # outside Ray: none started
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_sweep_cell_resumes_from_its_checkpoint_unless_told_not_to(resume, tmp_path):
+    from clbench import sweep
+
+    cfg = resolve("split_digits", "naive", cli_values={"iterations": "4"}, device="cpu")
+    path = tmp_path / "cell.ckpt"
+    with pytest.raises(Stopped):
+        runner.run(cfg, checkpointing=Checkpointing(path), plugins=[StopBefore(2)])
+    record = sweep.run_cell(cfg.to_dict(), {"device": "cpu"}, str(path), resume=resume)
+    assert record["status"] == "ok" and not path.exists()
+    assert record["timing"].get("resumed_at_experience") == (2 if resume else None)
+    assert record["accuracy_matrix"] == runner.run(cfg).accuracy_matrix

@@ -183,3 +183,18 @@ def test_a_two_node_cluster_runs_cells_on_both_and_survives_losing_the_worker_no
     assert len(written) == 8 and all(r["status"] == "ok" for r in written.values())
     assert len({r["env"]["node"] for r in written.values()}) == 2
     assert "8 cell(s) run" in output and not list(out.rglob("*.tmp"))
+
+
+def test_no_resume_starts_a_cell_over_past_its_checkpoint(cli, tmp_path):
+    from clbench.config import resolve
+
+    out = tmp_path / "out"
+    cfg = resolve("split_digits", "naive", cli_values={"iterations": "4"}, device="cpu")
+    stale = out / "split_digits" / "naive" / f"{cfg.run_id()}.ckpt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"not a checkpoint: resuming from it would fail the cell")
+    result = cli("sweep", "-b", "split_digits", "-s", "naive", "--set", "iterations=4", "--out", out, "--cpus", "1",
+                 "--device", "cpu", "--retries", "0", "--no-resume", "-q")
+    assert result.code == 0, result.err
+    (record,) = records(out).values()
+    assert record["status"] == "ok" and "resumed_at_experience" not in record["timing"] and not stale.exists()
