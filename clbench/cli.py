@@ -19,8 +19,15 @@ from typing import Any
 import click
 
 from clbench.cli_bench import bench
-from clbench.config import (RunConfig, check_seed, load_toml, parse_assignments, parse_seeds, resolve,
-                            split_file_run_keys)
+from clbench.config import (
+    RunConfig,
+    check_seed,
+    load_toml,
+    parse_assignments,
+    parse_seeds,
+    resolve,
+    split_file_run_keys,
+)
 from clbench.errors import ClbenchError, UsageError
 from clbench.registry import BENCHMARKS, STRATEGIES
 

@@ -72,7 +72,8 @@ def test_experience_lines_of_a_sparse_evaluation_plan():
 
 
 @pytest.mark.parametrize("error, said", [
-    ({"experience": 2, "type": "RuntimeError", "message": "out of disk"}, " in experience 3 (RuntimeError: out of disk)"),
+    ({"experience": 2, "type": "RuntimeError", "message": "out of disk"},
+     " in experience 3 (RuntimeError: out of disk)"),
     ({"experience": 1, "iteration": 17, "loss": "nan"}, " in experience 2 (loss nan at iteration 17)"),
     ({"type": "RayTaskError", "message": "worker died"}, " (RayTaskError: worker died)"),
     ({"experience": -1, "iteration": 0, "loss": "inf"}, " (loss inf at iteration 0)"),
