@@ -28,7 +28,7 @@ from clbench.config import (
     resolve,
     split_file_run_keys,
 )
-from clbench.errors import ClbenchError, UsageError
+from clbench.errors import ClbenchError, ClbenchWarning, UsageError
 from clbench.registry import BENCHMARKS, STRATEGIES
 
 # CLI flag -> config key (flags are shortcuts for --set key=value)
@@ -474,6 +474,16 @@ NO_MATRIX = ("the selected runs did not finish (status diverged or failed), or t
 QUIET_IMPORT_WARNINGS = ("no QP solver found",)
 
 
+PYTHON_FORMATWARNING = warnings.formatwarning
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """clbench's own warnings as one line, like its errors; any other in Python's format."""
+    if issubclass(category, ClbenchWarning):
+        return f"clbench: warning: {message}\n"
+    return PYTHON_FORMATWARNING(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ClbenchError -> one line on stderr and its exit code."""
     for message in QUIET_IMPORT_WARNINGS:  # third-party notices a user cannot act on
@@ -497,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    warnings.formatwarning = one_line_warning
     sys.exit(main())
 
 

@@ -17,3 +17,7 @@ class DataError(ClbenchError):
     """A data set is missing, incomplete or corrupt (exit code 1)."""
 
     exit_code = 1
+
+
+class ClbenchWarning(UserWarning):
+    """A run that works but not as its settings may suggest; the CLI prints it as one line."""

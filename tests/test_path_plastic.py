@@ -7,11 +7,11 @@ from torch import nn
 
 from clbench import runner
 from clbench.config import resolve
-from clbench.errors import UsageError
+from clbench.errors import ClbenchWarning, UsageError
 from clbench.nn.networks import Classifier
 from clbench.nn.paths import PathPlasticTrunk, paths_to_prune
 from clbench.strategies.path_plastic import PathPlasticPlugin
-from clbench.strategies.path_plastic.strategy import find_trunk
+from clbench.strategies.path_plastic.strategy import find_trunk, first_experience_without_free_paths
 
 
 def built(scenario=None, **keys):
@@ -80,6 +80,38 @@ def test_frozen_paths_do_not_change_in_later_experiences():
         assert all(torch.equal(v, state[key][k]) for k, v in module.state_dict().items())  # weights, gate, BN
     assert sum(m.frozen for m in trunk.paths.values()) == 4  # 2 per experience, within max_paths - keep_paths
     assert len(trunk.paths) == 6
+
+
+def test_the_first_experience_without_free_paths_follows_the_candidates_and_the_budget():
+    adjacent = PathPlasticTrunk(1, (8, 16), (2, 2), mode="adjacent", max_paths=15, seed=0)  # (0,1) (1,2) (2,3)
+    assert len(adjacent.candidates) == 3
+    assert first_experience_without_free_paths(2, adjacent) == 3  # 2 frozen after the 1st, 3 after the 2nd
+    assert first_experience_without_free_paths(1, adjacent) == 4
+    assert first_experience_without_free_paths(0, adjacent) is None  # nothing is ever frozen
+    spans = PathPlasticTrunk(1, (8, 16), (2, 2), mode="any", max_paths=5, seed=0)  # 6 candidates, 5 live
+    assert len(spans.candidates) == 6
+    assert first_experience_without_free_paths(2, spans) is None  # freezing stops at max_paths - keep_paths = 3
+
+
+def test_a_stream_longer_than_the_paths_can_serve_warns_and_its_last_experiences_train_only_the_head():
+    with pytest.warns(ClbenchWarning, match=r"keep_paths=2 freezes 2 paths per experience and this trunk has 3 "
+                                            r"candidate paths \(mode=adjacent\), so from experience 3 of 5 none is "
+                                            r"free .* keep_paths=0, mode=any, or longer stage_lengths"):
+        bench, strategy = built(rewire_every="0", stage_lengths="1,1,1,1", max_paths="15")
+    stream = list(bench.train_stream)
+    strategy.train(stream[0])
+    strategy.train(stream[1])
+    trunk = trunk_of(strategy)
+    assert all(m.frozen for m in trunk.paths.values()) and len(trunk.paths) == 3
+    trunk_ids = {id(p) for p in trunk.parameters()}
+    trainable = {id(p) for p in strategy.model.parameters() if p.requires_grad}
+    assert trainable and not trainable & trunk_ids  # the output layer only
+    assert {id(p) for group in strategy.optimizer.param_groups for p in group["params"]} == trainable
+
+
+def test_streams_the_paths_can_serve_build_without_a_warning(recwarn):
+    built(rewire_every="0")  # split_digits: 5 experiences, 7 candidate paths over 6 live, keep_paths 2
+    assert not [w for w in recwarn if issubclass(w.category, ClbenchWarning)]
 
 
 @pytest.mark.parametrize("keep_paths", [2, 0])
@@ -229,3 +261,16 @@ def test_experiences_without_a_task_label_attribute():
     assert experience_task(SimpleNamespace(task_label=3)) == 3
     assert experience_task(SimpleNamespace(task_labels=[2])) == 2
     assert experience_task(SimpleNamespace()) == 0
+
+
+def test_the_command_prints_the_warning_as_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "clbench", "run", "-b", "split_digits", "-s", "path_plastic", "--iterations",
+               "1", "--set", "stage_lengths=1,1,1,1", "--set", "widths=8,8,16,16", "--out", str(tmp_path), "-q"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "keep_paths" in line]
+    assert len(warned) == 1 and warned[0].startswith("clbench: warning: path_plastic: keep_paths=2 freezes 2 ")
+    assert "Warning" not in result.stderr and "warnings.warn" not in result.stderr  # no category, no source line

@@ -16,13 +16,14 @@ rewire paths in the remaining budget. `PathPlastic` is an Avalanche
 from __future__ import annotations
 
 import time
+import warnings
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from clbench.config import RunConfig
-from clbench.errors import UsageError
+from clbench.errors import ClbenchWarning, UsageError
 from clbench.nn.networks import Classifier
 from clbench.nn.optim import sync_optimizer
 from clbench.nn.paths import PathPlasticTrunk, RoutedClassifier, paths_to_prune
@@ -185,6 +186,31 @@ def auto_stem_stride(input_shape: tuple[int, ...]) -> int:
     return 1 if side <= 8 else 4 if side <= 28 else 2
 
 
+def first_experience_without_free_paths(keep_paths: int, trunk: PathPlasticTrunk) -> int | None:
+    """The experience (1-based) from which every path this trunk can hold is frozen, or None if never.
+
+    After each experience `keep_paths` free paths are frozen, up to `max_paths - keep_paths` in all; a trunk
+    with no more candidate paths than that runs out of free ones."""
+    candidates = len(trunk.candidates)
+    if not keep_paths or candidates > trunk.max_paths - keep_paths:
+        return None
+    return -(-candidates // keep_paths) + 1
+
+
+def check_path_budget(keep_paths: int, trunk: PathPlasticTrunk, n_experiences: int) -> None:
+    """Warn when a stream is longer than the trunk's paths can serve: its last experiences train only the head."""
+    first = first_experience_without_free_paths(keep_paths, trunk)
+    if first is None or first > n_experiences:
+        return
+    most = len(trunk.candidates) // (n_experiences - 1)
+    warnings.warn(
+        f"path_plastic: keep_paths={keep_paths} freezes {keep_paths} paths per experience and this trunk has "
+        f"{len(trunk.candidates)} candidate paths (mode={trunk.mode}), so from experience {first} of "
+        f"{n_experiences} none is free and only the output layer trains; to train every experience: "
+        f"{f'keep_paths<={most}' if most else 'keep_paths=0'}, mode=any, or longer stage_lengths.",
+        ClbenchWarning, stacklevel=2)
+
+
 def build(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> PathPlastic:
     """`given`: a model (with a PathPlasticTrunk) or other template keywords to use instead of clbench's."""
     m = cfg.method
@@ -204,5 +230,6 @@ def build(cfg: RunConfig, benchmark: Benchmark, plugins: list, **given) -> PathP
         return head(trunk, trunk.out_features, benchmark.n_heads, benchmark.head_size)
 
     model = given_or_built(given, network, benchmark)
+    check_path_budget(m.keep_paths, find_trunk(model), getattr(benchmark, "n_experiences", 1))  # 1: a saved model's
     return PathPlastic(**template_kwargs(cfg, benchmark, plugins, model=model, **given),
                        paths=PathPlasticPlugin.from_config(m))
