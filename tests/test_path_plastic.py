@@ -11,7 +11,11 @@ from clbench.errors import ClbenchWarning, UsageError
 from clbench.nn.networks import Classifier
 from clbench.nn.paths import PathPlasticTrunk, paths_to_prune
 from clbench.strategies.path_plastic import PathPlasticPlugin
-from clbench.strategies.path_plastic.strategy import find_trunk, first_experience_without_free_paths
+from clbench.strategies.path_plastic.strategy import (
+    check_path_budget,
+    find_trunk,
+    first_experience_without_free_paths,
+)
 
 
 def built(scenario=None, **keys):
@@ -91,6 +95,17 @@ def test_the_first_experience_without_free_paths_follows_the_candidates_and_the_
     spans = PathPlasticTrunk(1, (8, 16), (2, 2), mode="any", max_paths=5, seed=0)  # 6 candidates, 5 live
     assert len(spans.candidates) == 6
     assert first_experience_without_free_paths(2, spans) is None  # freezing stops at max_paths - keep_paths = 3
+
+
+@pytest.mark.parametrize("keep_paths, n_experiences, advice", [(1, 4, "keep_paths=0"), (1, 3, None),
+                                                               (2, 3, "keep_paths<=1"), (2, 2, None)])
+def test_the_warning_names_a_keep_paths_that_serves_the_stream(keep_paths, n_experiences, advice, recwarn):
+    trunk = PathPlasticTrunk(1, (8, 16), (2, 2), mode="adjacent", max_paths=15, seed=0)  # 3 candidate paths
+    check_path_budget(keep_paths, trunk, n_experiences)
+    warned = [str(w.message) for w in recwarn if issubclass(w.category, ClbenchWarning)]
+    assert len(warned) == (advice is not None)
+    if advice:
+        assert f"to train every experience: {advice}, mode=any" in warned[0]
 
 
 def test_a_stream_longer_than_the_paths_can_serve_warns_and_its_last_experiences_train_only_the_head():

@@ -202,7 +202,7 @@ def check_path_budget(keep_paths: int, trunk: PathPlasticTrunk, n_experiences: i
     first = first_experience_without_free_paths(keep_paths, trunk)
     if first is None or first > n_experiences:
         return
-    most = len(trunk.candidates) // (n_experiences - 1)
+    most = (len(trunk.candidates) - 1) // (n_experiences - 1)  # the largest keep_paths with a free path at the end
     warnings.warn(
         f"path_plastic: keep_paths={keep_paths} freezes {keep_paths} paths per experience and this trunk has "
         f"{len(trunk.candidates)} candidate paths (mode={trunk.mode}), so from experience {first} of "
