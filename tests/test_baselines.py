@@ -179,7 +179,7 @@ def assert_same_penalty(model, through_autograd, in_place, atol: float) -> None:
         add(fake)
         if backward:
             fake.loss.backward()
-        results.append((float(fake.loss), {n: p.grad.clone() for n, p in model.named_parameters()}))
+        results.append((float(fake.loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters()}))
     (expected_value, expected), (value, grads) = results
     assert expected_value != 0 and value == pytest.approx(expected_value, rel=1e-4)
     for name, grad in grads.items():
