@@ -1,6 +1,7 @@
 """The committed reference records: readable, self-consistent, and still the defaults' runs."""
 
 import functools
+import itertools
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,29 @@ def test_record_is_a_cell_of_a_shipped_sweep_under_todays_defaults(path):
     key = f"{record['benchmark']}/{record['strategy']}/{record['run_id']}"
     assert key in sweep_cells(), f"{key} is no cell of results/reference/sweeps/*.toml"
     assert sweep_cells()[key] == record["config"]
+
+
+# documents holding a table that a `clbench report` command prints from the records here
+GENERATED_TABLES = [
+    ("results/reference/README.md", "report results/reference --format markdown"),
+    ("docs/results.md", "report results/reference --benchmark split_mnist --format markdown "
+                        "--metric acc,bwt,forgetting,learning_acc,train_s"),
+]
+
+
+def table_after(text: str, command: str) -> list[str]:
+    """The rows of the first markdown table after the first line that names `command`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if command in line)
+    rows = itertools.dropwhile(lambda line: not line.startswith("|"), lines[start + 1:])
+    return list(itertools.takewhile(lambda line: line.startswith("|"), rows))
+
+
+@pytest.mark.parametrize("document, command", GENERATED_TABLES, ids=[doc for doc, _ in GENERATED_TABLES])
+def test_a_generated_table_is_what_its_command_prints_now(document, command, cli, monkeypatch):
+    monkeypatch.chdir(REFERENCE.parents[1])
+    result = cli(*command.split())
+    assert result.code == 0, result.err
+    printed = [line for line in result.out.splitlines() if line.startswith("|")]
+    shipped = table_after(Path(document).read_text(encoding="utf-8"), f"clbench {command}")
+    assert shipped == printed, f"the table in {document} is stale: replace it with what `clbench {command}` prints"
