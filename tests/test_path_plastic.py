@@ -27,8 +27,6 @@ def built(scenario=None, **keys):
 
 
 def trunk_of(strategy) -> PathPlasticTrunk:
-    from clbench.strategies.path_plastic.strategy import find_trunk
-
     return find_trunk(strategy.model)
 
 
