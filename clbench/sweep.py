@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from clbench.config import RunConfig
 from clbench.errors import ClbenchError, UsageError
@@ -34,7 +37,7 @@ from clbench.records import CHECKPOINT_SUFFIX, RunRecord, run_file, write_json_a
 
 
 class SweepInterrupted(ClbenchError):
-    """Ctrl-C during a sweep: finished records are kept, the rest can be run by the same command."""
+    """Ctrl-C or SIGTERM during a sweep: finished records are kept, the rest can be run by the same command."""
 
     exit_code = 130
 
@@ -206,6 +209,31 @@ def reachable(address: str, timeout: float = 3.0) -> bool:
         return False
 
 
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise KeyboardInterrupt, then the previous handlers return.
+
+    So a scheduler's SIGTERM, or `kill -INT` on a sweep a script started in the background (where the
+    shell leaves SIGINT ignored), stops a sweep as Ctrl-C does: its cells cancelled, Ray stopped.
+    Outside the main thread, where Python cannot set handlers, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for number in previous:
+        signal.signal(number, interrupt)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+
 def run_sweep(grid: Grid, options: SweepOptions, on_event: Callable[[str, dict], None] | None = None) -> SweepResult:
     """Run the cells of `grid` that have no record yet on Ray; returns every record of the sweep.
 
@@ -222,7 +250,8 @@ def run_sweep(grid: Grid, options: SweepOptions, on_event: Callable[[str, dict],
         return result
     result.ray_start_s = start_ray(options)
     try:
-        _drive(to_run, options, result, on_event or (lambda kind, record: None))
+        with stop_signals_interrupt():
+            _drive(to_run, options, result, on_event or (lambda kind, record: None))
     except KeyboardInterrupt:
         raise SweepInterrupted(f"interrupted: {result.ran} cell(s) finished and kept, {result.not_run} not run; "
                                "run the same command again to continue.") from None

@@ -114,6 +114,22 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_sigterm_and_an_ignored_sigint_stop_a_sweep_as_ctrl_c_does(number):
+    from clbench.sweep import stop_signals_interrupt
+
+    saved = {n: signal.signal(n, signal.SIG_IGN) for n in (signal.SIGINT, signal.SIGTERM)}  # as `cmd &` leaves
+    try:
+        with pytest.raises(KeyboardInterrupt), stop_signals_interrupt():
+            os.kill(os.getpid(), number)
+            time.sleep(1)  # the handler runs at the next bytecode; never reached
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        for n, handler in saved.items():
+            signal.signal(n, handler)
+
+
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_records_and_the_rerun_completes_the_sweep(tmp_path):
     stopped, whole = tmp_path / "stopped", tmp_path / "whole"
