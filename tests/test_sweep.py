@@ -108,12 +108,6 @@ SWEEP = [sys.executable, "-m", "clbench.cli", "sweep", "-b", "split_digits", "-s
 CELLS = 6
 
 
-def interruptible() -> None:
-    """In the child: Ctrl-C's default action, even when the test runs in a background job (whose children a
-    shell starts with SIGINT ignored, and then Python never raises KeyboardInterrupt)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
 def test_sigterm_and_an_ignored_sigint_stop_a_sweep_as_ctrl_c_does(number):
     from clbench.sweep import stop_signals_interrupt
@@ -134,7 +128,7 @@ def test_sigterm_and_an_ignored_sigint_stop_a_sweep_as_ctrl_c_does(number):
 def test_ctrl_c_keeps_finished_records_and_the_rerun_completes_the_sweep(tmp_path):
     stopped, whole = tmp_path / "stopped", tmp_path / "whole"
     process = subprocess.Popen([*SWEEP, "--out", str(stopped)], stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, preexec_fn=interruptible)
+                               start_new_session=True)  # SIGINT stops it even where a background shell ignores it
     deadline = time.time() + 240
     while not list(stopped.rglob("*.json")) and time.time() < deadline:
         time.sleep(0.5)
