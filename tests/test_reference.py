@@ -77,3 +77,57 @@ def test_a_generated_table_is_what_its_command_prints_now(document, command, cli
     printed = [line for line in result.out.splitlines() if line.startswith("|")]
     shipped = table_after(Path(document).read_text(encoding="utf-8"), f"clbench {command}")
     assert shipped == printed, f"the table in {document} is stale: replace it with what `clbench {command}` prints"
+
+
+# documents holding the hand-written table of each plastic learner against its twin
+TWIN_TABLES = ["results/reference/README.md", "docs/results.md"]
+TWIN_HEADER = "| benchmark | scenario | strategy | setting | n | ACC % | forgetting | twin | twin n | twin ACC % |"
+
+
+@functools.cache
+def report_groups() -> dict[tuple[str, str], list[tuple]]:
+    """Per (benchmark, scenario): (strategy, n, ACC % mean, ACC % std, forgetting) of every `clbench report`
+    group of the records here."""
+    from clbench.report import aggregate, load_records, records_frame
+
+    groups: dict[tuple[str, str], list[tuple]] = {}
+    for row in aggregate(records_frame(load_records([REFERENCE]).records)).itertuples():
+        groups.setdefault((row.benchmark, row.scenario), []).append(
+            (row.strategy, row.n, 100 * row.acc_mean, 100 * row.acc_std, row.forgetting_mean))
+    return groups
+
+
+def is_printed(number: float, text: str) -> bool:
+    """`text` is `number` rounded to the decimals it shows."""
+    decimals = len(text.partition(".")[2])
+    return abs(number - float(text)) <= 0.5 * 10 ** -decimals + 1e-9
+
+
+def gives(group: tuple, n: str, acc: str, forgetting: str | None = None) -> bool:
+    """Whether a report group has `n` seeds, ACC `mean ± std` (or `mean` for one seed) and `forgetting`."""
+    _, seeds, mean, std, forgot = group
+    mean_text, _, std_text = acc.partition(" ± ")
+    return (str(seeds) == n and is_printed(mean, mean_text) and (not std_text or is_printed(std, std_text))
+            and (forgetting is None or is_printed(forgot, forgetting)))
+
+
+@pytest.mark.parametrize("document", TWIN_TABLES)
+def test_every_figure_of_a_twin_table_is_a_group_of_the_records_here(document):
+    """A learner's row and its twin's figures are each some report group's seeds, mean ± std and forgetting, and
+    the difference is theirs: a row left from removed records, or a figure mistyped in either copy, fails. A
+    twin named `naive, ...` is a naive group; a static or fixed-path twin is a group of the learner itself."""
+    rows = table_after((REFERENCE.parents[1] / document).read_text(encoding="utf-8"), TWIN_HEADER)[1:]
+    assert len(rows) >= 20
+    for row in rows:
+        benchmark, scenario, strategy, _, n, acc, forgetting, twin, twin_n, twin_acc, difference = (
+            cell.strip() for cell in row.strip("|").split("|"))
+        groups = report_groups()[benchmark, scenario]
+        assert any(g[0] == strategy and gives(g, n, acc, forgetting) for g in groups), \
+            f"no records give this row of {document}: {row}"
+        if twin_n == "—":
+            continue
+        twin_strategy = "naive" if twin.startswith("naive") else strategy
+        assert any(g[0] == twin_strategy and gives(g, twin_n, twin_acc) for g in groups), \
+            f"no records give the twin of {row}"
+        gap = float(acc.partition(" ± ")[0]) - float(twin_acc.partition(" ± ")[0])
+        assert float(difference.replace("−", "-")) == pytest.approx(gap, abs=0.011), row
